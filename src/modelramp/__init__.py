@@ -1,0 +1,1 @@
+"""modelramp: ships machine-learning models to Kubernetes safely."""
