@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The local test cluster: a real kube-apiserver, kube-controller-manager, kube-scheduler and etcd,
+# with kwok faking the nodes, started by kwokctl from binaries built by hack/build-bins.sh.
+#   hack/cluster.sh up     idempotent; writes .cache/kubeconfig
+#   hack/cluster.sh down   stops and deletes the cluster
+#   hack/cluster.sh env    prints the binary folders (NAME=DIR), building them if needed
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+name=${MODELRAMP_CLUSTER:-modelramp}
+gateway_api_version=v1.4.0
+# Cluster state lives beside the checkout so two clones never share (or delete) one cluster.
+export KWOK_WORKDIR="$root/.cache/kwok"
+kubeconfig="$root/.cache/kubeconfig"
+
+bins() {
+  local line
+  while IFS= read -r line; do
+    case "$line" in
+      k8s=*) K8S_BIN=${line#k8s=} ;;
+      etcd=*) ETCD_BIN=${line#etcd=} ;;
+      kwok=*) KWOK_BIN=${line#kwok=} ;;
+    esac
+  done < <("$root/hack/build-bins.sh")
+}
+
+kubectl() { "$K8S_BIN/kubectl" --kubeconfig "$kubeconfig" "$@"; }
+
+healthy() { [ -s "$kubeconfig" ] && kubectl get --raw /readyz >/dev/null 2>&1; }
+
+gateway_api_crds() {
+  local dir
+  dir=$(cd "$root/hack/kwok" && GOTOOLCHAIN=local GOFLAGS=-mod=mod \
+    go mod download -json "sigs.k8s.io/gateway-api@$gateway_api_version" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  echo "$dir/config/crd/standard"
+}
+
+up() {
+  bins
+  mkdir -p "$root/.cache"
+  if healthy; then
+    echo "cluster $name already up"
+  elif "$KWOK_BIN/kwokctl" get clusters 2>/dev/null | grep -qx "$name"; then
+    "$KWOK_BIN/kwokctl" start cluster --name "$name"
+  else
+    "$KWOK_BIN/kwokctl" create cluster --name "$name" \
+      --config "$root/hack/cluster/kwokctl.yaml" \
+      --kubeconfig "$kubeconfig.kwokctl" \
+      --kube-apiserver-binary "$K8S_BIN/kube-apiserver" \
+      --kube-controller-manager-binary "$K8S_BIN/kube-controller-manager" \
+      --kube-scheduler-binary "$K8S_BIN/kube-scheduler" \
+      --kubectl-binary "$K8S_BIN/kubectl" \
+      --etcd-binary "$ETCD_BIN/etcd" \
+      --kwok-controller-binary "$KWOK_BIN/kwok" \
+      --wait 120s
+  fi
+  "$KWOK_BIN/kwokctl" get kubeconfig --name "$name" >"$kubeconfig.tmp"
+  mv "$kubeconfig.tmp" "$kubeconfig"
+  kubectl apply --server-side -f "$root/hack/cluster/nodes.yaml" >/dev/null
+  kubectl apply --server-side -f "$(gateway_api_crds)" >/dev/null
+  kubectl wait --for=condition=Ready node --all --timeout=60s >/dev/null
+  kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
+  # Pods need the default ServiceAccount, which the controller-manager creates asynchronously.
+  for _ in $(seq 1 60); do kubectl get serviceaccount default >/dev/null 2>&1 && break; sleep 0.5; done
+  echo "cluster $name up; KUBECONFIG=$kubeconfig"
+}
+
+down() {
+  bins
+  "$KWOK_BIN/kwokctl" delete cluster --name "$name" 2>/dev/null || true
+  rm -f "$kubeconfig" "$kubeconfig.kwokctl"
+}
+
+env_() {
+  bins
+  printf 'K8S_BIN=%s\nETCD_BIN=%s\nKWOK_BIN=%s\n' "$K8S_BIN" "$ETCD_BIN" "$KWOK_BIN"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  env) env_ ;;
+  *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
+esac

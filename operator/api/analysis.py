@@ -1,0 +1,272 @@
+"""How a ModelDeployment judges a new model: metric definitions, analyses and their defaults.
+
+A metric is either a built-in (the serving metrics contract in docs/architecture.md, judged by
+an absolute `threshold` and/or a `maxRatioToStable` against the stable track measured over the
+same window) or a custom PromQL `query` judged by CEL `successCondition` / `failureCondition`.
+Limits left unset on a metric come from `spec.analysis`; `effective_metric` applies them, so the
+analysis engine never has to chase defaults itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from modelramp.operator.api.base import ApiModel, CelRule
+from modelramp.operator.api.types import DnsLabel, Duration, HttpUrl, parse_duration
+
+BuiltinMetric = Literal["error-rate", "latency-p95", "prediction-drift"]
+FailurePolicy = Literal["Rollback", "Pause"]
+
+MAX_METRICS = 16
+DEFAULT_INTERVAL = "1m"
+DEFAULT_FAILURE_LIMIT = 0
+DEFAULT_INCONCLUSIVE_LIMIT = 0
+DEFAULT_CONSECUTIVE_ERROR_LIMIT = 4
+
+CelExpression = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class Metric(ApiModel):
+    """One check of the canary (or preview), measured repeatedly during an analysis."""
+
+    cel_rules = (
+        CelRule("has(self.builtin) != has(self.query)", "a metric sets exactly one of builtin or query"),
+        CelRule(
+            "has(self.query) || (!has(self.successCondition) && !has(self.failureCondition))",
+            "successCondition and failureCondition apply only to a query metric",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
+            "!has(self.query) || has(self.successCondition) || has(self.failureCondition)",
+            "a query metric needs a successCondition or a failureCondition",
+            field_path=".query",
+            reason="FieldValueRequired",
+        ),
+        CelRule(
+            "has(self.builtin) || (!has(self.threshold) && !has(self.maxRatioToStable))",
+            "threshold and maxRatioToStable apply only to a builtin metric (use conditions with a query)",
+            reason="FieldValueForbidden",
+        ),
+        CelRule(
+            "!has(self.builtin) || has(self.threshold) || has(self.maxRatioToStable)",
+            "a builtin metric needs a threshold or a maxRatioToStable",
+            field_path=".builtin",
+            reason="FieldValueRequired",
+        ),
+        CelRule(
+            "!has(self.builtin) || self.builtin != 'prediction-drift' || "
+            "(has(self.threshold) && !has(self.maxRatioToStable))",
+            "prediction-drift is already measured against stable: give it a threshold, not maxRatioToStable",
+            field_path=".builtin",
+        ),
+    )
+
+    name: DnsLabel = Field(description="Name of the metric, unique within its analysis; shown in status.")
+    builtin: BuiltinMetric | None = Field(
+        default=None,
+        description=(
+            "A built-in metric computed from the model server's own metrics: `error-rate` (fraction "
+            "of requests answered 5xx), `latency-p95` (95th percentile request latency, seconds), "
+            "`prediction-drift` (distance between the canary's and stable's prediction "
+            "distributions, 0..1). Exactly one of builtin or query."
+        ),
+    )
+    query: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description=(
+            "A PromQL query returning one number. `{{namespace}}`, `{{name}}` (the ModelDeployment), "
+            "`{{track}}` (canary) and `{{interval}}` are substituted before it runs. Exactly one of "
+            "builtin or query."
+        ),
+    )
+    threshold: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Builtin metrics only: the highest acceptable value (a fraction for error-rate, seconds "
+            "for latency-p95, a distance for prediction-drift). A measurement above it fails."
+        ),
+    )
+    max_ratio_to_stable: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Builtin error-rate and latency-p95 only: the highest acceptable ratio of the canary's "
+            "value to stable's over the same window (1.2 = at most 20% worse). With threshold too, "
+            "a measurement fails when it breaks either; when stable's value is 0 only threshold "
+            "applies."
+        ),
+    )
+    success_condition: CelExpression | None = Field(
+        default=None,
+        description=(
+            "Query metrics only: a CEL expression over `result` (the query's value, a double) that "
+            "is true when the measurement is good, e.g. `result < 0.05`."
+        ),
+    )
+    failure_condition: CelExpression | None = Field(
+        default=None,
+        description=(
+            "Query metrics only: a CEL expression over `result` that is true when the measurement is "
+            "bad. When neither condition holds the measurement is Inconclusive."
+        ),
+    )
+    interval: Duration | None = Field(
+        default=None, description="Time between measurements; defaults to spec.analysis.interval."
+    )
+    initial_delay: Duration | None = Field(
+        default=None, description="Wait this long after the analysis starts before the first measurement."
+    )
+    count: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description=(
+            "How many measurements to take; unset means measure until the step or analysis ends "
+            "(a step analysis then takes one measurement per interval until its limits decide)."
+        ),
+    )
+    failure_limit: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="Failed measurements tolerated; one more fails the analysis. Defaults to spec.analysis.",
+    )
+    inconclusive_limit: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="Inconclusive measurements tolerated before the rollout pauses for a human.",
+    )
+    consecutive_error_limit: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description=(
+            "Consecutive measurement errors (query failed, no data) tolerated; one more makes the "
+            "analysis Error. Errors never count as failures."
+        ),
+    )
+
+
+MetricList = Annotated[
+    list[Metric],
+    Field(
+        min_length=1,
+        max_length=MAX_METRICS,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    ),
+]
+
+
+class PrometheusProvider(ApiModel):
+    """Where measurements come from."""
+
+    address: HttpUrl = Field(description="Base URL of the Prometheus HTTP API, e.g. http://prometheus:9090.")
+    timeout_seconds: int = Field(
+        default=10, ge=1, le=300, description="Timeout of one query; a timed-out query is a measurement error."
+    )
+
+
+class AnalysisDefaults(ApiModel):
+    """Defaults for every analysis of this ModelDeployment (steps, background, blue-green)."""
+
+    prometheus: PrometheusProvider | None = Field(
+        default=None,
+        description="The Prometheus to query; defaults to the one the operator was installed with.",
+    )
+    interval: Duration = Field(default=DEFAULT_INTERVAL, description="Default time between measurements.")
+    count: int | None = Field(
+        default=None, ge=1, le=1000, description="Default number of measurements; unset means unbounded."
+    )
+    failure_limit: int = Field(
+        default=DEFAULT_FAILURE_LIMIT, ge=0, le=1000, description="Default failed measurements tolerated."
+    )
+    inconclusive_limit: int = Field(
+        default=DEFAULT_INCONCLUSIVE_LIMIT,
+        ge=0,
+        le=1000,
+        description="Default inconclusive measurements tolerated.",
+    )
+    consecutive_error_limit: int = Field(
+        default=DEFAULT_CONSECUTIVE_ERROR_LIMIT,
+        ge=0,
+        le=1000,
+        description="Default consecutive measurement errors tolerated.",
+    )
+    on_failure: FailurePolicy = Field(
+        default="Rollback",
+        description=(
+            "What a failed analysis does: `Rollback` sends all traffic back to stable; `Pause` holds "
+            "the rollout where it is for a human to abort or retry."
+        ),
+    )
+    metrics: MetricList | None = Field(
+        default=None,
+        description="Metrics run by every analysis that lists none of its own (e.g. `analysis: {}`).",
+    )
+
+
+class AnalysisSpec(ApiModel):
+    """An analysis: a set of metrics measured until each reaches its count or a limit decides."""
+
+    metrics: MetricList | None = Field(
+        default=None, description="Metrics to measure; unset means spec.analysis.metrics."
+    )
+
+
+class BackgroundAnalysis(AnalysisSpec):
+    """An analysis that runs throughout a canary rollout, next to the steps."""
+
+    starting_step: int | None = Field(
+        default=None,
+        ge=0,
+        le=63,
+        description="Index of the step at which the background analysis starts; defaults to the first.",
+    )
+
+
+@dataclass(frozen=True)
+class EffectiveMetric:
+    """A metric with every default applied: what the analysis engine measures."""
+
+    metric: Metric
+    interval_seconds: float
+    initial_delay_seconds: float
+    count: int | None
+    failure_limit: int
+    inconclusive_limit: int
+    consecutive_error_limit: int
+
+
+def analysis_metrics(analysis: AnalysisSpec, defaults: AnalysisDefaults | None) -> list[Metric]:
+    """The metrics an analysis measures: its own, else spec.analysis.metrics (the API server
+    guarantees one of them is set)."""
+    if analysis.metrics:
+        return list(analysis.metrics)
+    return list(defaults.metrics or []) if defaults else []
+
+
+def effective_metric(metric: Metric, defaults: AnalysisDefaults | None) -> EffectiveMetric:
+    """`metric` with the limits and timings it leaves unset taken from spec.analysis."""
+    base = defaults or AnalysisDefaults()
+    return EffectiveMetric(
+        metric=metric,
+        interval_seconds=parse_duration(metric.interval or base.interval),
+        initial_delay_seconds=parse_duration(metric.initial_delay) if metric.initial_delay else 0.0,
+        count=metric.count if metric.count is not None else base.count,
+        failure_limit=metric.failure_limit if metric.failure_limit is not None else base.failure_limit,
+        inconclusive_limit=(
+            metric.inconclusive_limit if metric.inconclusive_limit is not None else base.inconclusive_limit
+        ),
+        consecutive_error_limit=(
+            metric.consecutive_error_limit
+            if metric.consecutive_error_limit is not None
+            else base.consecutive_error_limit
+        ),
+    )

@@ -1,0 +1,103 @@
+"""The base class of every ModelDeployment API model, and the CEL rules they carry.
+
+Python attributes are snake_case; the wire form (YAML, the API server, the CRD schema) is
+camelCase through an alias generator. Models accept either spelling and dump camelCase, so
+`to_wire(model)` is exactly what a user would write or the API server would store.
+
+Cross-field rules are written once, in CEL, on the model they constrain. The CRD generator copies
+them into `x-kubernetes-validations` (the API server enforces them at `kubectl apply`), and a
+pydantic validator evaluates the very same expressions with cel-python, so a document the API
+server rejects is also rejected by `model_validate` with the same message.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, ClassVar, NamedTuple, Self
+
+import celpy
+from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+
+class CelRule(NamedTuple):
+    """One `x-kubernetes-validations` entry. `self` is the object the rule is attached to."""
+
+    rule: str
+    message: str
+    # Relative path (".a.b") of the field the API server should blame, when not the object itself.
+    field_path: str | None = None
+    # Kubernetes error reason; None lets the API server say "Invalid value".
+    reason: str | None = None
+
+    def as_schema(self) -> dict[str, str]:
+        entry = {"rule": self.rule, "message": self.message}
+        if self.field_path is not None:
+            entry["fieldPath"] = self.field_path
+        if self.reason is not None:
+            entry["reason"] = self.reason
+        return entry
+
+
+@cache
+def _program(rule: str) -> Any:
+    environment = celpy.Environment()
+    return environment.program(environment.compile(rule))
+
+
+def _holds(rule: CelRule, wire: Any) -> bool:
+    try:
+        return _program(rule.rule).evaluate({"self": wire}) is celpy.celtypes.BoolType(True)
+    except celpy.CELEvalError:
+        # The API server treats an evaluation error as a failed rule too.
+        return False
+
+
+class ApiModel(BaseModel):
+    """Spec-side model: camelCase on the wire, unknown fields rejected, CEL rules enforced."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="forbid",
+        use_attribute_docstrings=False,
+    )
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = ()
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        if cls.cel_rules:
+            handler.resolve_ref_schema(schema)["x-kubernetes-validations"] = [
+                rule.as_schema() for rule in cls.cel_rules
+            ]
+        return schema
+
+    @model_validator(mode="after")
+    def _check_cel_rules(self) -> Self:
+        if not self.cel_rules:
+            return self
+        wire = celpy.json_to_cel(to_wire(self))
+        for rule in self.cel_rules:
+            if not _holds(rule, wire):
+                where = f"{rule.field_path.lstrip('.')}: " if rule.field_path else ""
+                raise ValueError(f"{where}{rule.message}")
+        return self
+
+
+class StatusModel(ApiModel):
+    """Status-side model: written by the operator, so fields a newer operator added are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+def to_wire(model: BaseModel) -> dict[str, Any]:
+    """The JSON-ready camelCase dict the API server stores, without unset optional fields."""
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -1,0 +1,69 @@
+"""Runs a batch through the loaded model: numpy rows in, numpy rows out, plus one score per row.
+
+This is what the batcher calls on its forward thread. The score is what `modelramp_prediction`
+observes for drift detection: the output itself for a one-output model, and for a multi-output
+model the top class probability (softmax of the outputs, unless they already are probabilities).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from modelramp.serving.errors import ModelLoadError
+from modelramp.serving.loading import LoadedModel
+from modelramp.serving.tensors import datatype_of
+
+
+class Predictor:
+    """A loaded model behind a numpy interface; one instance per server, used from one thread."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+        self.output_datatype = "FP32"
+        self.output_row_shape: tuple[int, ...] = ()
+
+    def warm_up(self, max_batch_size: int) -> None:
+        """Runs the model on zeros of one row and of a full batch, and records the output's form.
+
+        Fails with a clear message when the model's output is not one tensor of one row per input
+        row, so that such a model never turns ready.
+        """
+        spec = self.model.input
+        for rows in sorted({1, max_batch_size}):
+            batch = np.zeros((rows, *spec.row_shape), dtype=spec.dtype)
+            try:
+                output = self.forward(batch)
+            except Exception as error:
+                raise ModelLoadError(f"warm-up: the model failed on a zero batch of shape {list(batch.shape)}: {error}") from error
+            if output.ndim == 0 or output.shape[0] != rows:
+                raise ModelLoadError(
+                    f"warm-up: the model returned shape {list(output.shape)} for {rows} rows;"
+                    " it must return one output row per input row"
+                )
+        self.output_datatype = datatype_of(output.dtype)
+        self.output_row_shape = tuple(output.shape[1:])
+
+    def forward(self, batch: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        tensor = torch.from_numpy(batch).to(self.model.device, non_blocking=True)
+        with torch.inference_mode():
+            output = self.model.forward(tensor)
+        if not isinstance(output, torch.Tensor):
+            raise TypeError(f"the model returned {type(output).__name__}, not a tensor")
+        result: npt.NDArray[Any] = output.detach().cpu().numpy()
+        return result
+
+
+def scores(output: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """One score per row for the prediction histogram."""
+    flat = output.reshape(output.shape[0], -1).astype(np.float64, copy=False)
+    if flat.shape[1] == 1:
+        return flat[:, 0]
+    looks_like_probabilities = (flat >= 0).all() and np.allclose(flat.sum(axis=1), 1.0, atol=1e-3)
+    if looks_like_probabilities:
+        return flat.max(axis=1)
+    shifted = np.exp(flat - flat.max(axis=1, keepdims=True))
+    return 1.0 / shifted.sum(axis=1)  # the top class's softmax: exp(0) / sum

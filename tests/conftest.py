@@ -1,0 +1,27 @@
+"""Fixtures shared by every suite: the local cluster and a namespace per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import kubernetes
+import pytest
+
+from support.cluster import Kube, start_cluster
+
+
+@pytest.fixture(scope="session")
+def kube() -> Kube:
+    """The local cluster, started by `hack/cluster.sh up` or reused when already up."""
+    return start_cluster()
+
+
+@pytest.fixture
+def namespace(kube: Kube) -> Iterator[str]:
+    """A fresh namespace, deleted after the test so tests never see each other's objects."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core = kubernetes.client.CoreV1Api(kube.api_client)
+    core.create_namespace(kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")

@@ -1,0 +1,89 @@
+"""Stand-ins for `modelramp serve` processes: the serving metrics contract with chosen behaviour.
+
+Each `SyntheticServing` exports `modelramp_requests_total`, `modelramp_request_duration_seconds`
+and `modelramp_prediction` on its own 127.0.0.1 port (same names, labels and default buckets as
+docs/architecture.md) and records a steady stream of requests drawn from its `Behaviour`: error
+share, latency and prediction distribution. Real Prometheus then scrapes them, so the analysis
+under test sees genuine rates, extrapolated increases and histogram quantiles.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+
+from support.prometheus import free_port
+
+PREDICTION_BUCKETS = tuple(round(0.1 * step, 1) for step in range(1, 11))
+TICK_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How one fake model server behaves; values are drawn from a seeded generator."""
+
+    requests_per_tick: int = 10
+    error_share: float = 0.0
+    median_latency_seconds: float = 0.04
+    # Predictions are Beta(a, b) distributed scores in [0, 1].
+    prediction_beta: tuple[float, float] = (2.0, 5.0)
+    seed: int = 0
+
+
+class SyntheticServing:
+    def __init__(self, behaviour: Behaviour, model: str = "demo", version: str = "1") -> None:
+        self.behaviour = behaviour
+        self.port = free_port()
+        self._labels = {"model": model, "version": version}
+        self._rng = np.random.default_rng(behaviour.seed)
+        self._registry = CollectorRegistry()
+        self._requests = Counter(
+            "modelramp_requests_total", "requests", ["model", "version", "code"], registry=self._registry
+        )
+        self._duration = Histogram(
+            "modelramp_request_duration_seconds", "request time", ["model", "version"], registry=self._registry
+        )
+        self._prediction = Histogram(
+            "modelramp_prediction",
+            "score",
+            ["model", "version"],
+            buckets=PREDICTION_BUCKETS,
+            registry=self._registry,
+        )
+        self._stopping = threading.Event()
+        self._traffic = threading.Thread(target=self._serve_traffic, daemon=True)
+        self._server = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        server, _ = start_http_server(self.port, addr="127.0.0.1", registry=self._registry)
+        self._server = server
+        self._traffic.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._traffic.join(timeout=5)
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def _serve_traffic(self) -> None:
+        while not self._stopping.wait(TICK_SECONDS):
+            self._record_tick()
+
+    def _record_tick(self) -> None:
+        count = self.behaviour.requests_per_tick
+        failed = self._rng.random(count) < self.behaviour.error_share
+        latencies = self.behaviour.median_latency_seconds * self._rng.lognormal(0.0, 0.25, count)
+        scores = self._rng.beta(*self.behaviour.prediction_beta, count)
+        for is_error, latency, score in zip(failed, latencies, scores, strict=True):
+            self._requests.labels(code="500" if is_error else "200", **self._labels).inc()
+            self._duration.labels(**self._labels).observe(float(latency))
+            if not is_error:
+                self._prediction.labels(**self._labels).observe(float(score))
