@@ -49,7 +49,6 @@ up() {
       --kube-apiserver-binary "$K8S_BIN/kube-apiserver" \
       --kube-controller-manager-binary "$K8S_BIN/kube-controller-manager" \
       --kube-scheduler-binary "$K8S_BIN/kube-scheduler" \
-      --kubectl-binary "$K8S_BIN/kubectl" \
       --etcd-binary "$ETCD_BIN/etcd" \
       --kwok-controller-binary "$KWOK_BIN/kwok" \
       --wait 120s

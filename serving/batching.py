@@ -86,7 +86,9 @@ class DynamicBatcher:
         while self._queue:
             pending = self._queue.popleft()
             if not pending.future.done():
-                pending.future.set_exception(InferenceFailed("the server stopped before running this request"))
+                pending.future.set_exception(
+                    InferenceFailed("the server stopped before running this request")
+                )
         self._executor.shutdown(wait=True)
 
     @contextmanager
@@ -154,7 +156,11 @@ class DynamicBatcher:
             if len(batch) == 1:
                 _settle(batch[0], error=error)
                 return
-            log.warning("forward of a merged batch of %d requests failed (%s); retrying them one by one", len(batch), error)
+            log.warning(
+                "forward of a merged batch of %d requests failed (%s); retrying them one by one",
+                len(batch),
+                error,
+            )
             for pending in batch:
                 await self._dispatch([pending])
             return
@@ -179,7 +185,7 @@ class DynamicBatcher:
 def _settle(pending: _Pending, *, output: Array | None = None, error: Exception | None = None) -> None:
     if pending.future.done():
         return
-    if error is not None:
-        pending.future.set_exception(InferenceFailed(f"the model failed on this input: {error}"))
-    else:
+    if output is not None:
         pending.future.set_result(output)
+    else:
+        pending.future.set_exception(InferenceFailed(f"the model failed on this input: {error}"))

@@ -6,6 +6,7 @@ here so that a bad value is rejected at start-up with the field's name, not at t
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -35,7 +36,7 @@ class ServeConfig(BaseModel):
     model_name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "model"
     model_version: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "1"
     device: DeviceChoice = "auto"
-    host: str = "0.0.0.0"  # noqa: S104 - a pod must listen on its own IP
+    host: str = "0.0.0.0"  # a pod must listen on its own IP, not only loopback
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     max_batch_size: Annotated[int, Field(ge=1, le=65536)] = 32
     max_latency_ms: Annotated[float, Field(ge=0, le=60_000)] = 5.0
@@ -61,7 +62,7 @@ class ServeConfig(BaseModel):
     def _buckets_increase(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         if not value:
             raise ValueError("needs at least one bucket bound")
-        if any(later <= earlier for earlier, later in zip(value, value[1:], strict=False)):
+        if any(later <= earlier for earlier, later in itertools.pairwise(value)):
             raise ValueError(f"bucket bounds must strictly increase, got {list(value)}")
         return value
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +30,7 @@ from modelramp.serving.tensors import to_array
 SERVER_NAME = "modelramp"
 SERVER_VERSION = "0.1.0"
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 class ServingState:
@@ -58,10 +59,13 @@ class DataPlane:
 
     def check_model(self, name: str, version: str | None) -> None:
         if name != self.config.model_name:
-            raise ModelNotFound(f"model {name!r} is not served here; this server serves {self.config.model_name!r}")
+            raise ModelNotFound(
+                f"model {name!r} is not served here; this server serves {self.config.model_name!r}"
+            )
         if version is not None and version != self.config.model_version:
             raise ModelNotFound(
-                f"version {version!r} of model {name!r} is not served here; this server serves {self.config.model_version!r}"
+                f"version {version!r} of model {name!r} is not served here;"
+                f" this server serves {self.config.model_version!r}"
             )
 
     def model_metadata(self, name: str, version: str | None) -> bytes:
@@ -125,16 +129,22 @@ class DataPlane:
         if request.outputs is not None:
             unknown = [output.name for output in request.outputs if output.name != self.config.output_name]
             if unknown:
-                raise InvalidInput(f"outputs: unknown output {unknown[0]!r}; this model has {self.config.output_name!r}")
+                raise InvalidInput(
+                    f"outputs: unknown output {unknown[0]!r}; this model has {self.config.output_name!r}"
+                )
         matching = [index for index, tensor in enumerate(request.inputs) if tensor.name == spec.name]
         if not matching:
             names = [tensor.name for tensor in request.inputs]
             raise InvalidInput(f"inputs: missing input {spec.name!r} (got {names})")
         if len(request.inputs) != 1:
-            raise InvalidInput(f"inputs: this model takes exactly one input, {spec.name!r}; got {len(request.inputs)}")
+            raise InvalidInput(
+                f"inputs: this model takes exactly one input, {spec.name!r}; got {len(request.inputs)}"
+            )
         tensor = request.inputs[0]
         if tensor.datatype != spec.datatype:
-            raise InvalidInput(f"inputs[0].datatype: {spec.name!r} takes {spec.datatype}, got {tensor.datatype!r}")
+            raise InvalidInput(
+                f"inputs[0].datatype: {spec.name!r} takes {spec.datatype}, got {tensor.datatype!r}"
+            )
         return to_array(
             tensor.data,
             spec,
@@ -149,7 +159,9 @@ class DataPlane:
         key, data = request.payload
         if isinstance(data, dict):
             if list(data) != [spec.name]:
-                raise InvalidInput(f"{key}: named inputs must be exactly {{{spec.name!r}: ...}}, got {list(data)}")
+                raise InvalidInput(
+                    f"{key}: named inputs must be exactly {{{spec.name!r}: ...}}, got {list(data)}"
+                )
             key, data = f"{key}.{spec.name}", data[spec.name]
         return to_array(data, spec, data_field=key, shape_field=key, allow_nan=self.config.allow_nan)
 
@@ -164,7 +176,7 @@ class DataPlane:
         return self.state.batcher
 
 
-def _parse[T: BaseModel](model: type[T], body: bytes) -> T:
+def _parse(model: type[_Model], body: bytes) -> _Model:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -180,7 +192,9 @@ def _parse[T: BaseModel](model: type[T], body: bytes) -> T:
 
 def _describe_validation(error: ValidationError) -> str:
     first = error.errors()[0]
-    location = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]).lstrip(".")
+    location = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]).lstrip(
+        "."
+    )
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
     return f"{location or 'body'}: {first['msg']}{more}"
 

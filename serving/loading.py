@@ -66,7 +66,9 @@ def load_model(config: ServeConfig) -> LoadedModel:
     except ModelLoadError:
         raise
     except Exception as error:  # torch and mlflow raise many types for a bad file
-        raise ModelLoadError(f"model-uri: loading {config.model_uri!r} as {config.format} failed: {error}") from error
+        raise ModelLoadError(
+            f"model-uri: loading {config.model_uri!r} as {config.format} failed: {error}"
+        ) from error
     row_shape = config.input_shape or hint.row_shape
     if row_shape is None:
         raise ModelLoadError(
@@ -74,7 +76,9 @@ def load_model(config: ServeConfig) -> LoadedModel:
             " pass --input-shape (per row, e.g. 3,224,224)"
         )
     if config.input_shape and hint.row_shape and config.input_shape != hint.row_shape:
-        raise ModelLoadError(f"input-shape: {list(config.input_shape)} but the model takes {list(hint.row_shape)}")
+        raise ModelLoadError(
+            f"input-shape: {list(config.input_shape)} but the model takes {list(hint.row_shape)}"
+        )
     datatype = config.input_datatype or hint.datatype or "FP32"
     spec = TensorSpec(name=config.input_name, datatype=datatype, row_shape=row_shape)
     return LoadedModel(forward=forward, input=spec, device=device, platform=f"pytorch_{config.format}")
@@ -82,7 +86,7 @@ def load_model(config: ServeConfig) -> LoadedModel:
 
 def _load_torchscript(config: ServeConfig, device: torch.device) -> tuple[Forward, _InputHint]:
     path = _single_file(local_model_path(config.model_uri))
-    module = torch.jit.load(str(path), map_location=device)
+    module = torch.jit.load(str(path), map_location=device)  # type: ignore[no-untyped-call]
     module.eval()
     return module, _InputHint(row_shape=None, datatype=None)
 
@@ -92,15 +96,21 @@ def _load_exported_program(config: ServeConfig, device: torch.device) -> tuple[F
     program = torch.export.load(str(path))
     user_inputs = program.graph_signature.user_inputs
     if len(user_inputs) != 1:
-        raise ModelLoadError(f"model-uri: the exported program takes {len(user_inputs)} inputs; only one is supported")
-    placeholder = next(node for node in program.graph.nodes if node.op == "placeholder" and node.name == user_inputs[0])
+        raise ModelLoadError(
+            f"model-uri: the exported program takes {len(user_inputs)} inputs; only one is supported"
+        )
+    placeholder = next(
+        node for node in program.graph.nodes if node.op == "placeholder" and node.name == user_inputs[0]
+    )
     example = placeholder.meta["val"]
     if isinstance(example.shape[0], int):
         raise ModelLoadError(
             f"model-uri: the exported program's batch dimension is fixed at {example.shape[0]};"
             " export it with dynamic_shapes={...: {0: torch.export.Dim('batch')}} so requests can be batched"
         )
-    hint = _InputHint(row_shape=tuple(int(dim) for dim in example.shape[1:]), datatype=_datatype(example.dtype))
+    hint = _InputHint(
+        row_shape=tuple(int(dim) for dim in example.shape[1:]), datatype=_datatype(example.dtype)
+    )
     return program.module().to(device), hint
 
 
@@ -132,7 +142,9 @@ def _single_file(path: Path) -> Path:
         return path
     files = [child for child in path.iterdir() if child.is_file()] if path.is_dir() else []
     if len(files) != 1:
-        raise ModelLoadError(f"model-uri: {path} must be a model file or a directory holding exactly one file")
+        raise ModelLoadError(
+            f"model-uri: {path} must be a model file or a directory holding exactly one file"
+        )
     return files[0]
 
 
@@ -140,4 +152,6 @@ def _datatype(dtype: torch.dtype) -> str:
     try:
         return datatype_of(np.dtype(torch.empty((), dtype=dtype).numpy().dtype))
     except (TypeError, ValueError):
-        raise ModelLoadError(f"model-uri: input dtype {dtype} has no Open Inference Protocol datatype") from None
+        raise ModelLoadError(
+            f"model-uri: input dtype {dtype} has no Open Inference Protocol datatype"
+        ) from None

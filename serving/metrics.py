@@ -20,7 +20,14 @@ class ServingMetrics:
     """All metrics of one served model, in a registry of their own."""
 
     def __init__(
-        self, *, model: str, version: str, uri: str, device: str, max_batch_size: int, prediction_buckets: Sequence[float]
+        self,
+        *,
+        model: str,
+        version: str,
+        uri: str,
+        device: str,
+        max_batch_size: int,
+        prediction_buckets: Sequence[float],
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ("model", "version")

@@ -38,7 +38,9 @@ class Predictor:
             try:
                 output = self.forward(batch)
             except Exception as error:
-                raise ModelLoadError(f"warm-up: the model failed on a zero batch of shape {list(batch.shape)}: {error}") from error
+                raise ModelLoadError(
+                    f"warm-up: the model failed on a zero batch of shape {list(batch.shape)}: {error}"
+                ) from error
             if output.ndim == 0 or output.shape[0] != rows:
                 raise ModelLoadError(
                     f"warm-up: the model returned shape {list(output.shape)} for {rows} rows;"
@@ -64,6 +66,8 @@ def scores(output: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
         return flat[:, 0]
     looks_like_probabilities = (flat >= 0).all() and np.allclose(flat.sum(axis=1), 1.0, atol=1e-3)
     if looks_like_probabilities:
-        return flat.max(axis=1)
+        top: npt.NDArray[np.float64] = flat.max(axis=1)
+        return top
     shifted = np.exp(flat - flat.max(axis=1, keepdims=True))
-    return 1.0 / shifted.sum(axis=1)  # the top class's softmax: exp(0) / sum
+    top_softmax: npt.NDArray[np.float64] = 1.0 / shifted.sum(axis=1)  # exp(0) / sum over classes
+    return top_softmax

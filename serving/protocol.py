@@ -78,7 +78,9 @@ class InvocationsRequest(BaseModel):
         if len(given) != 1:
             raise ValueError(f"give exactly one of {list(_MLFLOW_TENSOR_KEYS)}, got {given or 'none'}")
         if given[0] not in _MLFLOW_TENSOR_KEYS:
-            raise ValueError(f"{given[0]!r} is for DataFrame models; this tensor model takes 'inputs' or 'instances'")
+            raise ValueError(
+                f"{given[0]!r} is for DataFrame models; this tensor model takes 'inputs' or 'instances'"
+            )
         return self
 
     @property

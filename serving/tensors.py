@@ -104,7 +104,9 @@ def _cast(array: npt.NDArray[Any], spec: TensorSpec, field: str, *, allow_nan: b
     if target.kind in "iu" and array.size:
         info = np.iinfo(target)
         if array.min() < info.min or array.max() > info.max:
-            raise InvalidInput(f"{field}: values outside the range of {spec.datatype} [{info.min}, {info.max}]")
+            raise InvalidInput(
+                f"{field}: values outside the range of {spec.datatype} [{info.min}, {info.max}]"
+            )
     with np.errstate(over="ignore", invalid="ignore"):
         cast = array.astype(target, copy=False)
     if target.kind == "f" and not allow_nan and not np.isfinite(cast).all():

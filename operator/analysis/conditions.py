@@ -1,9 +1,10 @@
 """Safe evaluation of `successCondition` / `failureCondition` with CEL (cel-python).
 
 User-written conditions run inside the operator, so they must not be Python `eval`: CEL has no
-side effects, no imports and always terminates. The only variable is `result`: a number when the
-query returns a scalar, a list of numbers when it returns a vector (Argo Rollouts' convention, so
-`result[0] < 0.05`, `result.all(x, x < 0.05)`, `result.exists(x, x > 1)` work). NaN never reaches
+side effects, no imports and always terminates. The only variable is `result`. With one value (a
+scalar, or a vector of one series: the usual `sum(...)`) it is a number that can also be indexed,
+so both `result < 0.05` and Argo Rollouts' `result[0] < 0.05` work. With several series it is a
+list: `result.all(x, x < 0.05)`, `result.exists(x, x > 1)`, `result[1]`. NaN never reaches
 a condition: the caller turns it into an Inconclusive measurement first, because `NaN < 0.05` is
 quietly false in CEL and would read as a failure.
 
@@ -14,12 +15,13 @@ the operator can reject a bad spec before the first measurement.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import celpy
 import lark
 from celpy import celtypes
+from celpy.celparser import CELParseError
 
 RESULT_VARIABLE = "result"
 # CEL macros whose first argument declares a loop variable, e.g. `result.all(x, x < 1)`.
@@ -70,7 +72,7 @@ def compile_condition(source: str, field: str) -> Condition:
         raise ConditionError(f"{field} is empty")
     try:
         ast = _ENVIRONMENT.compile(source)
-    except celpy.CELParseError as error:
+    except CELParseError as error:
         raise ConditionError(
             f"{field} {source!r} is not a valid CEL expression: {str(error).strip()}"
         ) from error
@@ -105,7 +107,7 @@ def _check_boolean(condition: Condition) -> None:
             continue
 
 
-def _free_identifiers(ast: lark.Tree) -> set[str]:
+def _free_identifiers(ast: lark.Tree[lark.Token]) -> set[str]:
     used: set[str] = set()
     bound: set[str] = set()
     for node in ast.iter_subtrees():
@@ -116,7 +118,7 @@ def _free_identifiers(ast: lark.Tree) -> set[str]:
     return used - bound
 
 
-def _first_argument_name(macro: lark.Tree) -> set[str]:
+def _first_argument_name(macro: lark.Tree[lark.Token]) -> set[str]:
     arguments = macro.children[2] if len(macro.children) > 2 else None
     if not isinstance(arguments, lark.Tree) or not arguments.children:
         return set()
@@ -126,19 +128,35 @@ def _first_argument_name(macro: lark.Tree) -> set[str]:
     return {str(leaf.children[0]) for leaf in first.iter_subtrees() if leaf.data == "ident"}
 
 
+class _OneValue(celtypes.DoubleType):
+    """A double that also behaves as a one-element list (`result[0]`, `size(result)`, macros)."""
+
+    def __getitem__(self, index: object) -> celtypes.DoubleType:
+        if index != 0:
+            raise IndexError(f"index {index} out of range: the query returned one value")
+        return celtypes.DoubleType(self)
+
+    def __iter__(self) -> Iterator[celtypes.DoubleType]:
+        yield celtypes.DoubleType(self)
+
+    def __len__(self) -> int:
+        return 1
+
+
 def _to_cel(result: Result) -> celtypes.Value:
-    if isinstance(result, float | int):
-        return celtypes.DoubleType(float(result))
-    return celtypes.ListType([celtypes.DoubleType(float(value)) for value in result])
+    values = [float(result)] if isinstance(result, float | int) else [float(value) for value in result]
+    if len(values) == 1:
+        return _OneValue(values[0])
+    return celtypes.ListType([celtypes.DoubleType(value) for value in values])
 
 
 def _describe(result: Result) -> str:
     if isinstance(result, float | int):
         return f"result={float(result):g}"
-    return (
-        f"result=[{', '.join(f'{float(value):g}' for value in result)}] (a vector: use result[0] or "
-        f"result.all(x, ...))"
-    )
+    values = ", ".join(f"{float(value):g}" for value in result)
+    if len(result) == 1:
+        return f"result={values}"
+    return f"result=[{values}] (several series: use result[i] or result.all(x, ...))"
 
 
 def _eval_reason(error: Exception) -> str:

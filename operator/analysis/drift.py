@@ -81,12 +81,14 @@ def compare(stable: Mapping[float, float], canary: Mapping[float, float]) -> Dri
 
 
 def _shares(counts: NDArray[np.float64]) -> NDArray[np.float64]:
-    return counts / counts.sum()
+    shares: NDArray[np.float64] = counts / counts.sum()
+    return shares
 
 
 def _floored_shares(counts: NDArray[np.float64]) -> NDArray[np.float64]:
     floored = np.maximum(_shares(counts), PSI_SHARE_FLOOR)
-    return floored / floored.sum()
+    shares: NDArray[np.float64] = floored / floored.sum()
+    return shares
 
 
 def _bounds(bounds: tuple[float, ...]) -> str:

@@ -2,44 +2,48 @@
 
 A query rendered with a missing variable silently becomes another query, one that usually returns
 nothing, and the rollout then stalls on "no values" nobody can explain. So every placeholder must
-name a known variable: an unknown or malformed one is an error naming it, found before the first
-measurement by `check_template`.
+name a known variable: an unknown or malformed one is an error naming it, found up front by
+`check_template`, and a variable this rollout has no value for yet is an error too.
 """
 
 from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field
+from modelramp.operator.analysis.context import RolloutContext
 
-# Matches `{{ name }}` with any inner whitespace; the name itself is checked against VARIABLES.
+# `{{ name }}` with any inner whitespace; the name itself is checked against VARIABLES.
 _PLACEHOLDER = re.compile(r"\{\{(?P<inner>.*?)\}\}", re.DOTALL)
+VARIABLES: tuple[str, ...] = ("name", "namespace", "track", "canaryRevision", "stableRevision", "interval")
 
 
 class TemplateError(ValueError):
-    """A query template names an unknown variable or has an unbalanced `{{`/`}}`."""
+    """A query template names an unknown variable or has an unbalanced `{{` / `}}`."""
 
 
-class QueryVariables(BaseModel):
-    """The values a query template may use, by their template names."""
-
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
-
-    name: str = Field(min_length=1, description="the ModelDeployment's name")
-    namespace: str = Field(min_length=1)
-    track: str = Field(default="canary", min_length=1, description="the track being analysed")
-    canary_revision: str = Field(default="", alias="canaryRevision")
-    stable_revision: str = Field(default="", alias="stableRevision")
-    interval: str = Field(min_length=1, description="the measurement window as a PromQL duration, e.g. 60s")
-
-    def by_template_name(self) -> dict[str, str]:
-        return self.model_dump(by_alias=True)
+def prometheus_duration(seconds: float) -> str:
+    """A PromQL range duration: whole seconds when possible ("60s"), else milliseconds."""
+    if seconds <= 0:
+        raise ValueError(f"a query window must be positive, got {seconds}s")
+    if float(seconds).is_integer():
+        return f"{int(seconds)}s"
+    return f"{round(seconds * 1000)}ms"
 
 
-VARIABLES: tuple[str, ...] = tuple(field.alias or name for name, field in QueryVariables.model_fields.items())
+def template_variables(
+    context: RolloutContext, interval_seconds: float, track: str = "canary"
+) -> dict[str, str]:
+    return {
+        "name": context.name,
+        "namespace": context.namespace,
+        "track": track,
+        "canaryRevision": context.canary_revision,
+        "stableRevision": context.stable_revision,
+        "interval": prometheus_duration(interval_seconds),
+    }
 
 
-def placeholders(template: str) -> list[str]:
+def check_template(template: str) -> list[str]:
     """The variable names the template uses, in order; raises TemplateError on a bad placeholder."""
     names: list[str] = []
     for match in _PLACEHOLDER.finditer(template):
@@ -56,19 +60,13 @@ def placeholders(template: str) -> list[str]:
     return names
 
 
-def check_template(template: str) -> None:
-    """Validates a template up front (admission time); raises TemplateError naming the problem."""
-    placeholders(template)
-
-
-def render_query(template: str, variables: QueryVariables) -> str:
+def render_query(template: str, variables: dict[str, str]) -> str:
     """Substitutes every placeholder; raises TemplateError for unknown or empty variables."""
-    placeholders(template)
-    values = variables.by_template_name()
+    check_template(template)
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group("inner").strip()
-        value = values[name]
+        value = variables.get(name, "")
         if not value:
             raise TemplateError(f"query uses {{{{ {name} }}}} but this rollout has no {name} yet")
         return value

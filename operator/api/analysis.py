@@ -169,7 +169,10 @@ class PrometheusProvider(ApiModel):
 
     address: HttpUrl = Field(description="Base URL of the Prometheus HTTP API, e.g. http://prometheus:9090.")
     timeout_seconds: int = Field(
-        default=10, ge=1, le=300, description="Timeout of one query; a timed-out query is a measurement error."
+        default=10,
+        ge=1,
+        le=300,
+        description="Timeout of one query; a timed-out query is a measurement error.",
     )
 
 

@@ -16,10 +16,12 @@ from functools import cache
 from typing import Any, ClassVar, NamedTuple, Self
 
 import celpy
+from celpy.adapter import json_to_cel
+from celpy.evaluation import CELEvalError
 from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic_core import CoreSchema, PydanticCustomError
 
 
 class CelRule(NamedTuple):
@@ -49,10 +51,11 @@ def _program(rule: str) -> Any:
 
 def _holds(rule: CelRule, wire: Any) -> bool:
     try:
-        return _program(rule.rule).evaluate({"self": wire}) is celpy.celtypes.BoolType(True)
-    except celpy.CELEvalError:
+        result = _program(rule.rule).evaluate({"self": wire})
+    except CELEvalError:
         # The API server treats an evaluation error as a failed rule too.
         return False
+    return isinstance(result, celpy.celtypes.BoolType) and bool(result)
 
 
 class ApiModel(BaseModel):
@@ -84,11 +87,15 @@ class ApiModel(BaseModel):
     def _check_cel_rules(self) -> Self:
         if not self.cel_rules:
             return self
-        wire = celpy.json_to_cel(to_wire(self))
+        wire = json_to_cel(to_wire(self))
         for rule in self.cel_rules:
             if not _holds(rule, wire):
-                where = f"{rule.field_path.lstrip('.')}: " if rule.field_path else ""
-                raise ValueError(f"{where}{rule.message}")
+                # The error's location is this object; ctx says which field inside it to blame.
+                raise PydanticCustomError(
+                    "cel_rule",
+                    "{field_path}: {rule_message}" if rule.field_path else "{rule_message}",
+                    {"field_path": rule.field_path or "", "rule_message": rule.message, "rule": rule.rule},
+                )
         return self
 
 

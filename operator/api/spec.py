@@ -14,7 +14,6 @@ from modelramp.operator.api.analysis import AnalysisDefaults, AnalysisSpec, Back
 from modelramp.operator.api.base import ApiModel, CelRule
 from modelramp.operator.api.types import (
     LABEL_KEY_PATTERN,
-    MODEL_ALIAS_URI_PATTERN,
     AnnotationMap,
     DnsLabel,
     Duration,
@@ -73,7 +72,9 @@ class ModelSource(ApiModel):
 
     cel_rules = (
         CelRule(
-            f"!has(self.followAlias) || !self.followAlias || self.uri.matches('{MODEL_ALIAS_URI_PATTERN}')",
+            # The uri pattern admits '@' in a models:/ URI only as name@alias.
+            "!has(self.followAlias) || !self.followAlias || "
+            "(self.uri.startsWith('models:/') && self.uri.contains('@'))",
             "followAlias needs a registry alias URI such as models:/name@alias",
             field_path=".followAlias",
         ),
@@ -101,7 +102,7 @@ class ModelSource(ApiModel):
         default=None,
         pattern=r"^[A-Za-z0-9]([-_.A-Za-z0-9]*[A-Za-z0-9])?$",
         max_length=128,
-        description="Name the model is served under (OIP v2 /v2/models/<name>); defaults to the resource name.",
+        description="Name the model is served under (/v2/models/<name>); defaults to the resource name.",
     )
     follow_alias: bool = Field(
         default=False,
@@ -167,15 +168,13 @@ class EnvVarSource(ApiModel):
 class EnvVar(ApiModel):
     """An environment variable of the model server container."""
 
-    cel_rules = (
-        CelRule("!has(self.value) || !has(self.valueFrom)", "set value or valueFrom, not both"),
-    )
+    cel_rules = (CelRule("!has(self.value) || !has(self.valueFrom)", "set value or valueFrom, not both"),)
 
-    name: str = Field(
-        pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", max_length=253, description="Variable name."
-    )
+    name: str = Field(pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", max_length=253, description="Variable name.")
     value: str | None = Field(default=None, max_length=32768, description="Literal value.")
-    value_from: EnvVarSource | None = Field(default=None, description="Value read from a Secret, ConfigMap or the pod.")
+    value_from: EnvVarSource | None = Field(
+        default=None, description="Value read from a Secret, ConfigMap or the pod."
+    )
 
 
 class Toleration(ApiModel):
@@ -201,7 +200,9 @@ class Toleration(ApiModel):
         default=None, description="Taint effect to match; empty matches all effects."
     )
     toleration_seconds: int | None = Field(
-        default=None, ge=0, description="NoExecute only: how long the pod stays bound after the taint appears."
+        default=None,
+        ge=0,
+        description="NoExecute only: how long the pod stays bound after the taint appears.",
     )
 
 
@@ -238,7 +239,9 @@ class PodMetadataOverrides(ApiModel):
 class PodTemplateOverrides(ApiModel):
     """Changes merged into the generated pod template, for what the fields above don't cover."""
 
-    metadata: PodMetadataOverrides | None = Field(default=None, description="Extra pod labels and annotations.")
+    metadata: PodMetadataOverrides | None = Field(
+        default=None, description="Extra pod labels and annotations."
+    )
     spec: dict[str, Any] | None = Field(
         default=None,
         description=(
@@ -255,7 +258,7 @@ class ServingSpec(ApiModel):
         default=None,
         min_length=1,
         max_length=512,
-        description="Model server image; defaults to the modelramp server image the operator was installed with.",
+        description="Model server image; defaults to the server image the operator was installed with.",
     )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
         default=None, description="When the kubelet pulls the image."
@@ -285,7 +288,9 @@ class ServingSpec(ApiModel):
     tolerations: list[Toleration] = Field(
         default_factory=list, max_length=32, description="Taints the pods tolerate."
     )
-    batching: Batching | None = Field(default=None, description="Dynamic batching; unset serves one request at a time.")
+    batching: Batching | None = Field(
+        default=None, description="Dynamic batching; unset serves one request at a time."
+    )
     pod_template: PodTemplateOverrides | None = Field(
         default=None, description="Overrides merged into the generated pod template."
     )
@@ -320,7 +325,8 @@ class CanaryStep(ApiModel):
         default=None, description="Wait, for a duration or (with no duration) until a manual promote."
     )
     analysis: AnalysisSpec | None = Field(
-        default=None, description="Measure the canary at the current weight; the step ends when the analysis does."
+        default=None,
+        description="Measure the canary at the current weight; the step ends when the analysis does.",
     )
 
 
@@ -329,7 +335,8 @@ class CanaryStrategy(ApiModel):
 
     cel_rules = (
         CelRule(
-            "!has(self.analysis) || !has(self.analysis.startingStep) || self.analysis.startingStep < size(self.steps)",
+            "!has(self.analysis) || !has(self.analysis.startingStep) || "
+            "self.analysis.startingStep < size(self.steps)",
             "analysis.startingStep must be the index of a step",
             field_path=".analysis.startingStep",
         ),
@@ -375,10 +382,13 @@ class BlueGreenStrategy(ApiModel):
 
     auto_promotion_enabled: bool = Field(
         default=True,
-        description="Switch traffic once the preview is ready and its analysis passed; false waits for a promote.",
+        description="Switch traffic once the preview is ready and its analysis passed; false waits.",
     )
     auto_promotion_seconds: int | None = Field(
-        default=None, ge=0, le=86400, description="Wait this long after the preview is ready before switching."
+        default=None,
+        ge=0,
+        le=86400,
+        description="Wait this long after the preview is ready before switching.",
     )
     pre_promotion_analysis: AnalysisSpec | None = Field(
         default=None, description="Analysis of the preview before the switch; failure aborts the rollout."
@@ -387,10 +397,16 @@ class BlueGreenStrategy(ApiModel):
         default=None, description="Analysis after the switch; failure switches traffic back."
     )
     scale_down_delay_seconds: int = Field(
-        default=30, ge=0, le=86400, description="Keep the old pods this long after the switch, for a fast rollback."
+        default=30,
+        ge=0,
+        le=86400,
+        description="Keep the old pods this long after the switch, for a fast rollback.",
     )
     preview_replicas: int | None = Field(
-        default=None, ge=0, le=10000, description="Pods of the preview before the switch; defaults to replicas."
+        default=None,
+        ge=0,
+        le=10000,
+        description="Pods of the preview before the switch; defaults to replicas.",
     )
 
 

@@ -32,7 +32,8 @@ def parse_duration(text: str) -> float:
 
 # Kubernetes' own resource.Quantity grammar (e.g. 500m, 2Gi, 1e3).
 QUANTITY_PATTERN: Final = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 
 
@@ -80,16 +81,17 @@ MODEL_URI_PATTERN: Final = (
     r"|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/\S*"
     r"|file:///\S*)$"
 )
-MODEL_ALIAS_URI_PATTERN: Final = r"^models:/[^/@\s]+@[^/@\s]+$"
 ModelUri = Annotated[str, StringConstraints(pattern=MODEL_URI_PATTERN, max_length=2048)]
 
 HTTP_URL_PATTERN: Final = r"^https?://[^\s/]+\S*$"
 HttpUrl = Annotated[str, StringConstraints(pattern=HTTP_URL_PATTERN, max_length=2048)]
 
 LABEL_KEY_PATTERN: Final = (
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
 LABEL_VALUE_PATTERN: Final = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+# Written without backslashes: it is also embedded in a CEL string literal.
 # Map keys can't carry a schema in a CRD: models holding these maps check keys with a CEL rule.
 LabelMap = Annotated[
     dict[str, Annotated[str, StringConstraints(pattern=LABEL_VALUE_PATTERN, max_length=63)]],
@@ -97,4 +99,6 @@ LabelMap = Annotated[
 ]
 """Kubernetes labels (key syntax checked by the owning model's CEL rule)."""
 
-AnnotationMap = Annotated[dict[str, Annotated[str, StringConstraints(max_length=65536)]], Field(max_length=64)]
+AnnotationMap = Annotated[
+    dict[str, Annotated[str, StringConstraints(max_length=65536)]], Field(max_length=64)
+]

@@ -28,7 +28,7 @@ def _deployment(name: str, replicas: int, resources: str = "") -> str:
                 - name: main
                   image: registry.invalid/never-pulled:1
         """
-    ) + textwrap.indent(resources, " " * 18)
+    ) + textwrap.indent(resources, " " * 10)
 
 
 def test_control_plane_reports_pinned_version(kube: Kube) -> None:

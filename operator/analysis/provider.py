@@ -1,0 +1,43 @@
+"""The metric provider interface: measure one metric of one rollout, now.
+
+One implementation per file (prometheus.py today). A provider does the I/O and nothing else:
+what the numbers mean is decided by `judging`. It never raises for a measurement that went
+wrong; it returns a Measurement with verdict Error and the reason, so the Argo-style limits
+decide what an outage means (an Error is never a Failed, and its value is never 0).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from modelramp.operator.analysis.context import Judgement, RolloutContext
+from modelramp.operator.api.analysis import EffectiveMetric
+from modelramp.operator.api.status import Measurement
+
+
+class MetricProvider(Protocol):
+    def measure(self, metric: EffectiveMetric, context: RolloutContext) -> Measurement:
+        """Takes one measurement; errors come back as verdict Error, never as an exception."""
+        ...
+
+
+def to_measurement(
+    judgement: Judgement, metric: EffectiveMetric, context: RolloutContext, time: datetime
+) -> Measurement:
+    """The status record of a judgement. The message always names the query, so "no data" and
+    failures can be reproduced by pasting it into Prometheus (flagger#1810)."""
+    message = (
+        judgement.message
+        if judgement.query in judgement.message
+        else f"{judgement.message}; query: {judgement.query}"
+    )
+    return Measurement(
+        metric=metric.metric.name,
+        analysis=context.analysis,
+        value=judgement.value,
+        stable_value=judgement.stable_value,
+        verdict=judgement.verdict,
+        time=time,
+        message=message[:4096],
+    )

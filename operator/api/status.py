@@ -1,0 +1,238 @@
+"""`ModelDeployment.status`: everything a rollout has decided so far, and the manual controls.
+
+All rollout progress lives here (never in kopf annotations or operator memory), so an operator
+restarted mid-rollout carries on where the last one stopped: the step and when it started, the
+pause conditions with their start times, the last weight set on the router, the blue-green switch
+time, the analysis runs with their counters, and the abort/promote requests users make through
+`modelramp abort|promote` or Argo CD actions (which patch the status subresource, as Argo Rollouts
+does with `status.abort` and `status.promoteFull`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from modelramp.operator.api.base import StatusModel
+
+Phase = Literal[
+    "Initializing", "Progressing", "Paused", "Promoting", "Healthy", "Degraded", "RolledBack", "Failed"
+]
+ConditionType = Literal["Ready", "Progressing", "Degraded"]
+ConditionStatus = Literal["True", "False", "Unknown"]
+Verdict = Literal["Successful", "Failed", "Inconclusive", "Error"]
+AnalysisPhase = Literal["Pending", "Running", "Successful", "Failed", "Inconclusive", "Error"]
+AnalysisKind = Literal["Step", "Background", "PrePromotion", "PostPromotion"]
+PauseReason = Literal[
+    "CanaryPauseStep", "BlueGreenPause", "InconclusiveAnalysis", "FailedAnalysis", "UserPaused"
+]
+
+MAX_MEASUREMENTS = 50
+MAX_ANALYSIS_RUNS = 8
+MAX_CONDITIONS = 8
+
+Revision = Annotated[str, StringConstraints(max_length=63)]
+ConditionReason = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)
+]
+Message = Annotated[str, StringConstraints(max_length=32768)]
+
+
+class Condition(StatusModel):
+    """A Kubernetes-style condition (read by kstatus, Flux and Argo CD)."""
+
+    type: ConditionType = Field(
+        description="Ready: serves the desired model. Progressing: a rollout is running. Degraded: it failed."
+    )
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: ConditionReason = Field(description="Machine-readable CamelCase cause of the last transition.")
+    message: Message = Field(default="", description="Human-readable details.")
+    last_transition_time: datetime = Field(description="When status last changed.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation the condition was computed from."
+    )
+
+
+class ResolvedModel(StatusModel):
+    """A model as served: the requested URI and what it resolved to."""
+
+    uri: str = Field(max_length=2048, description="spec.model.uri of the revision.")
+    resolved_uri: str = Field(
+        max_length=2048,
+        description=(
+            "Immutable location the URI resolved to, e.g. models:/fraud/7 for models:/fraud@champion; "
+            "the URI itself when it needs no resolving."
+        ),
+    )
+    version: str | None = Field(
+        default=None, max_length=256, description="Registry version or content digest of the model."
+    )
+
+
+class PauseCondition(StatusModel):
+    """Why the rollout is paused and since when (a timed pause survives an operator restart)."""
+
+    reason: PauseReason = Field(description="What paused the rollout.")
+    start_time: datetime = Field(description="When the pause began.")
+
+
+class Measurement(StatusModel):
+    """One measurement of one metric."""
+
+    metric: str = Field(max_length=63, description="Metric name.")
+    analysis: str | None = Field(
+        default=None, max_length=63, description="Name of the analysis run that took it (see analysisRuns)."
+    )
+    value: float | None = Field(
+        default=None, description="Measured value of the canary; absent when the query gave no number."
+    )
+    stable_value: float | None = Field(
+        default=None, description="The stable track's value over the same window, for relative metrics."
+    )
+    verdict: Verdict = Field(description="Successful, Failed, Inconclusive or Error (no usable data).")
+    time: datetime = Field(description="When it was taken.")
+    message: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="Why: the threshold or condition it was judged by, or the query error.",
+    )
+
+
+class MetricResult(StatusModel):
+    """Counters of one metric within one analysis run."""
+
+    name: str = Field(max_length=63, description="Metric name.")
+    phase: AnalysisPhase = Field(default="Running", description="The metric's verdict so far.")
+    count: int = Field(default=0, ge=0, description="Measurements taken.")
+    successful: int = Field(default=0, ge=0, description="Successful measurements.")
+    failed: int = Field(default=0, ge=0, description="Failed measurements.")
+    inconclusive: int = Field(default=0, ge=0, description="Inconclusive measurements.")
+    error: int = Field(default=0, ge=0, description="Measurement errors.")
+    consecutive_error: int = Field(default=0, ge=0, description="Errors since the last usable measurement.")
+    last_measured_at: datetime | None = Field(default=None, description="Time of the last measurement.")
+    message: str | None = Field(default=None, max_length=4096, description="Latest explanation.")
+
+
+class AnalysisRunStatus(StatusModel):
+    """An analysis run of the current rollout, with enough state to resume after a restart."""
+
+    name: str = Field(max_length=63, description="Unique within the rollout, e.g. step-2, background.")
+    kind: AnalysisKind = Field(description="Step, Background, PrePromotion or PostPromotion.")
+    step_index: int | None = Field(default=None, ge=0, description="The step that started it (Step runs).")
+    revision: Revision = Field(
+        description="canaryRevision it measures; a run for another revision is never reused."
+    )
+    phase: AnalysisPhase = Field(default="Pending", description="The run's verdict so far.")
+    started_at: datetime | None = Field(default=None, description="When measuring started.")
+    finished_at: datetime | None = Field(default=None, description="When a verdict was reached.")
+    message: str | None = Field(default=None, max_length=4096, description="Why it ended as it did.")
+    metrics: list[MetricResult] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Per-metric counters.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+
+
+class BlueGreenStatus(StatusModel):
+    """Blue-green timings that must survive a restart."""
+
+    preview_ready_time: datetime | None = Field(
+        default=None, description="When the preview became ready; autoPromotionSeconds count from here."
+    )
+    switch_time: datetime | None = Field(
+        default=None,
+        description=(
+            "When traffic switched to the new revision; scaleDownDelaySeconds and the post-promotion "
+            "analysis count from here."
+        ),
+    )
+
+
+class ModelDeploymentStatus(StatusModel):
+    """The observed state of a ModelDeployment, written by the operator."""
+
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation this status was computed from."
+    )
+    phase: Phase | None = Field(
+        default=None,
+        description="Initializing, Progressing, Paused, Promoting, Healthy, Degraded, RolledBack or Failed.",
+    )
+    message: Message | None = Field(default=None, description="Human-readable summary of the phase.")
+    stable_revision: Revision | None = Field(
+        default=None, description="Pod-template hash of the revision serving as stable."
+    )
+    canary_revision: Revision | None = Field(
+        default=None, description="Pod-template hash of the revision being rolled out; absent when none."
+    )
+    stable_model: ResolvedModel | None = Field(default=None, description="The model served by stable.")
+    canary_model: ResolvedModel | None = Field(default=None, description="The model being rolled out.")
+    current_step_index: int | None = Field(
+        default=None,
+        ge=0,
+        description="Index of the canary step in progress; equals the step count when done.",
+    )
+    step_start_time: datetime | None = Field(
+        default=None, description="When the current step (or blue-green phase) began."
+    )
+    canary_weight: int = Field(
+        default=0, ge=0, le=100, description="Percentage of traffic the rollout wants on the canary now."
+    )
+    last_set_weight: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Canary weight last written to the router; checked against the router after a restart.",
+    )
+    pause_conditions: list[PauseCondition] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Why the rollout is paused; empty when it isn't.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["reason"]},
+    )
+    abort: bool = Field(
+        default=False,
+        description=(
+            "Set (by `modelramp abort`) to send all traffic to stable; cleared by retry or a new revision."
+        ),
+    )
+    aborted_at: datetime | None = Field(default=None, description="When the rollout was aborted.")
+    promote_full: bool = Field(
+        default=False,
+        description="Set (by `modelramp promote --full`) to skip the remaining steps and analyses.",
+    )
+    blue_green: BlueGreenStatus | None = Field(default=None, description="Blue-green timings.")
+    rollout_start_time: datetime | None = Field(default=None, description="When the current rollout began.")
+    last_progress_time: datetime | None = Field(
+        default=None,
+        description="When the rollout last made progress; progressDeadlineSeconds count from here.",
+    )
+    analysis_runs: list[AnalysisRunStatus] = Field(
+        default_factory=list,
+        max_length=MAX_ANALYSIS_RUNS,
+        description="Analysis runs of the current rollout.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    measurements: list[Measurement] = Field(
+        default_factory=list,
+        max_length=MAX_MEASUREMENTS,
+        description=f"The most recent measurements, newest last (at most {MAX_MEASUREMENTS}).",
+    )
+    replicas: int = Field(
+        default=0, ge=0, description="Model server pods of all tracks (the scale subresource reads it)."
+    )
+    ready_replicas: int = Field(default=0, ge=0, description="Ready model server pods of all tracks.")
+    selector: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Label selector of all the pods, for the scale subresource (HPA).",
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=MAX_CONDITIONS,
+        description="Ready, Progressing and Degraded conditions.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
