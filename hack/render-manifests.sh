@@ -14,7 +14,15 @@ header="# Generated from charts/modelramp by hack/render-manifests.sh (make mani
 template=("$helm" template modelramp "$chart" --namespace modelramp-system --kube-version 1.34)
 
 mkdir -p "$out/base" "$out/monitoring"
-{ echo "$header"; "$helm" show crds "$chart"; } >"$out/base/crds.yaml"
+# `helm show crds` runs files together without a document separator; join them ourselves.
+{
+  echo "$header"
+  find "$chart" -path '*/crds/*.yaml' | LC_ALL=C sort | while read -r crd; do
+    echo "---"
+    echo "# Source: ${crd#"$root"/}"
+    cat "$crd"
+  done
+} >"$out/base/crds.yaml"
 { echo "$header"; "${template[@]}" --skip-crds; } >"$out/base/operator.yaml"
 {
   echo "$header"

@@ -92,9 +92,16 @@ def _without_null(node: JsonObject) -> JsonObject:
     if len(rest) != 1:
         raise SchemaError(f"unsupported union {options!r}")
     outer = {key: value for key, value in node.items() if key != "anyOf"}
-    if outer.get("default", ...) is None:
-        del outer["default"]
     return {**rest[0], **outer}
+
+
+def _without_nulls(value: Any) -> Any:
+    """A default as the API server should apply it: unset optional fields left out."""
+    if isinstance(value, dict):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
 
 
 def _structural(node: Any, path: str, *, keep_defaults: bool) -> Any:
@@ -104,9 +111,11 @@ def _structural(node: Any, path: str, *, keep_defaults: bool) -> Any:
     node = _without_null(node)
     out: JsonObject = {}
     for key, value in node.items():
-        if key in _DROPPED_KEYS or (key == "default" and not keep_defaults):
+        if key in _DROPPED_KEYS or (key == "default" and (value is None or not keep_defaults)):
             continue
-        if key == "properties":
+        if key == "default":
+            out[key] = _without_nulls(value)
+        elif key == "properties":
             if value:
                 out[key] = {
                     name: _structural(child, f"{path}.{name}", keep_defaults=keep_defaults)

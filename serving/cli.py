@@ -41,8 +41,6 @@ _FLAGS: dict[str, str] = {
     "log_level": "critical | error | warning | info | debug (default: info)",
 }
 
-log = logging.getLogger("modelramp.serving")
-
 
 def parse_config(argv: list[str], environ: dict[str, str]) -> ServeConfig:
     """Flags win over `MODELRAMP_<FIELD>` variables, which win over the defaults."""

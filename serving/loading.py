@@ -8,7 +8,7 @@ which a user opts into by choosing it.
 
 from __future__ import annotations
 
-import logging
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,6 @@ from modelramp.serving.errors import ModelLoadError
 from modelramp.serving.sources import local_model_path
 from modelramp.serving.tensors import TensorSpec, datatype_of
 
-log = logging.getLogger(__name__)
 
 Forward = Callable[[torch.Tensor], Any]
 
@@ -86,7 +85,10 @@ def load_model(config: ServeConfig) -> LoadedModel:
 
 def _load_torchscript(config: ServeConfig, device: torch.device) -> tuple[Forward, _InputHint]:
     path = _single_file(local_model_path(config.model_uri))
-    module = torch.jit.load(str(path), map_location=device)  # type: ignore[no-untyped-call]
+    with warnings.catch_warnings():
+        # TorchScript is deprecated upstream; whoever chose this format knows, the log needn't repeat it.
+        warnings.simplefilter("ignore", FutureWarning)
+        module = torch.jit.load(str(path), map_location=device)  # type: ignore[no-untyped-call]
     module.eval()
     return module, _InputHint(row_shape=None, datatype=None)
 
@@ -119,8 +121,8 @@ def _load_mlflow(config: ServeConfig, device: torch.device) -> tuple[Forward, _I
     import mlflow.pytorch  # noqa: PLC0415
 
     module = mlflow.pytorch.load_model(config.model_uri, map_location=device)
-    if isinstance(module, torch.nn.Module):
-        module = module.to(device)
+    # Pickled modules may have been saved in training mode; exported ones (pt2) have no eval().
+    if isinstance(module, torch.nn.Module) and not isinstance(module, torch.fx.GraphModule):
         module.eval()
     signature = mlflow.models.get_model_info(config.model_uri).signature
     hint = _InputHint(row_shape=None, datatype=None)

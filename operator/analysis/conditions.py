@@ -51,7 +51,7 @@ class Condition:
         """Evaluates the condition; raises ConditionError if it errs or is not a boolean."""
         value = self._evaluate(result)
         if not isinstance(value, celtypes.BoolType):
-            raise ConditionError(
+            raise NotBooleanError(
                 f"{self.field} {self.source!r} must be true or false, got {value!r} for {_describe(result)}"
             )
         return bool(value)
@@ -98,7 +98,7 @@ def _check_boolean(condition: Condition) -> None:
     CEL here has no static types, so the check evaluates sample results. Errors while evaluating a
     sample are not held against the expression: `result[1] > 1` is fine for a two-series vector.
     """
-    for sample in (1.0, [1.0]):
+    for sample in (1.0, [1.0, 2.0]):
         try:
             condition.holds(sample)
         except NotBooleanError:
@@ -161,6 +161,9 @@ def _describe(result: Result) -> str:
 
 def _eval_reason(error: Exception) -> str:
     reason = str(error.args[0]) if error.args else repr(error)
+    # CELEvalError's args are (reason, Python exception type, that exception's args).
+    if len(error.args) == 3 and isinstance(error.args[2], tuple) and error.args[2]:
+        reason = f"{reason}: {error.args[2][0]}"
     if "no matching overload" in reason or "not iterable" in reason or "not subscriptable" in reason:
         return "the operation does not apply to this type of result"
     # cel-python appends the whole activation to its messages; the first clause is the reason.

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
+import urllib3
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
 from urllib3.util.retry import Retry
@@ -65,6 +66,10 @@ class PrometheusMetricProvider:
                 f"Prometheus at {self.address} did not answer within {self.timeout_seconds:g}s"
             ) from error
         except requests.ConnectionError as error:
+            if isinstance(_root_cause(error), TimeoutError | urllib3.exceptions.TimeoutError):
+                raise QueryError(
+                    f"Prometheus at {self.address} did not answer within {self.timeout_seconds:g}s"
+                ) from error
             raise QueryError(f"Prometheus at {self.address} is unreachable: {_root_cause(error)}") from error
         except requests.RequestException as error:
             raise QueryError(f"query to Prometheus at {self.address} failed: {error}") from error
@@ -111,8 +116,8 @@ def _api_error(error: PrometheusApiClientException) -> str:
     return text
 
 
-def _root_cause(error: BaseException) -> str:
+def _root_cause(error: BaseException) -> BaseException:
     # requests wraps urllib3's error, which wraps the socket's: the innermost one says "refused".
     while error.__context__ is not None:
         error = error.__context__
-    return str(error) or type(error).__name__
+    return error

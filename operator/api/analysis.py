@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from modelramp.operator.api.base import ApiModel, CelRule
+from modelramp.operator.api.base import ApiModel, CelRule, ListMapKey
 from modelramp.operator.api.types import DnsLabel, Duration, HttpUrl, parse_duration
 
 BuiltinMetric = Literal["error-rate", "latency-p95", "prediction-drift"]
@@ -156,10 +156,10 @@ class Metric(ApiModel):
 
 MetricList = Annotated[
     list[Metric],
+    ListMapKey("name"),
     Field(
         min_length=1,
         max_length=MAX_METRICS,
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     ),
 ]
 

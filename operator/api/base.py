@@ -12,16 +12,17 @@ server rejects is also rejected by `model_validate` with the same message.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar, NamedTuple, Self
 
 import celpy
 from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError
-from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, model_validator
+from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema, PydanticCustomError
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 
 class CelRule(NamedTuple):
@@ -58,6 +59,40 @@ def _holds(rule: CelRule, wire: Any) -> bool:
     return isinstance(result, celpy.celtypes.BoolType) and bool(result)
 
 
+@dataclass(frozen=True)
+class ListMapKey:
+    """`Annotated[list[X], ListMapKey("name")]`: items are unique by `name`, like a map.
+
+    The API server enforces it from `x-kubernetes-list-type: map` (cheaper than a CEL rule);
+    pydantic enforces it through this validator, blaming the first repeated item.
+    """
+
+    key: str
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.update({"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": [self.key]})
+        return json_schema
+
+    def _check(self, items: list[Any]) -> list[Any]:
+        seen: set[Any] = set()
+        for index, item in enumerate(items):
+            value = getattr(item, self.key)
+            if value in seen:
+                raise PydanticCustomError(
+                    "duplicate_key",
+                    "{field_path}: duplicate {key} {value!r}",
+                    {"field_path": f"[{index}]", "key": self.key, "value": value},
+                )
+            seen.add(value)
+        return items
+
+
 class ApiModel(BaseModel):
     """Spec-side model: camelCase on the wire, unknown fields rejected, CEL rules enforced."""
 
@@ -67,7 +102,8 @@ class ApiModel(BaseModel):
         validate_by_alias=True,
         serialize_by_alias=True,
         extra="forbid",
-        use_attribute_docstrings=False,
+        # Coerce nothing ("yes" is not a bool, "3" not an int): accept exactly what the API server does.
+        strict=True,
     )
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = ()
@@ -102,7 +138,8 @@ class ApiModel(BaseModel):
 class StatusModel(ApiModel):
     """Status-side model: written by the operator, so fields a newer operator added are ignored."""
 
-    model_config = ConfigDict(extra="ignore")
+    # Status is read back from JSON, where times are strings.
+    model_config = ConfigDict(extra="ignore", strict=False)
 
 
 def to_wire(model: BaseModel) -> dict[str, Any]:

@@ -6,12 +6,12 @@ rollout; `strategy`, `trafficRouting` and `analysis` say how that rollout procee
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from modelramp.operator.api.analysis import AnalysisDefaults, AnalysisSpec, BackgroundAnalysis
-from modelramp.operator.api.base import ApiModel, CelRule
+from modelramp.operator.api.base import ApiModel, CelRule, ListMapKey
 from modelramp.operator.api.types import (
     LABEL_KEY_PATTERN,
     AnnotationMap,
@@ -44,7 +44,7 @@ class RegistryWriteBack(ApiModel):
     alias: DnsLabel | None = Field(
         default=None, description="Alias to point at the version that became stable, e.g. `production`."
     )
-    tags: dict[str, str] = Field(
+    tags: dict[str, Annotated[str, StringConstraints(max_length=5000)]] = Field(
         default_factory=dict,
         max_length=32,
         description="Tags to set on the version that became stable.",
@@ -276,13 +276,12 @@ class ServingSpec(ApiModel):
     resources: ResourceRequirements | None = Field(
         default=None, description="CPU, memory and GPU (nvidia.com/gpu) of each pod."
     )
-    env: list[EnvVar] = Field(
+    env: Annotated[list[EnvVar], ListMapKey("name")] = Field(
         default_factory=list,
         max_length=64,
         description="Environment variables of the model server container.",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
-    node_selector: dict[str, str] = Field(
+    node_selector: dict[str, Annotated[str, StringConstraints(max_length=63)]] = Field(
         default_factory=dict, max_length=32, description="Node labels the pods must run on."
     )
     tolerations: list[Toleration] = Field(
@@ -444,7 +443,7 @@ class IstioRouting(ApiModel):
     """Istio: the operator sets the weights of the stable and canary destinations of a VirtualService."""
 
     virtual_service: ObjectName = Field(description="Name of the VirtualService.")
-    routes: list[str] | None = Field(
+    routes: list[Annotated[str, StringConstraints(min_length=1, max_length=253)]] | None = Field(
         default=None,
         min_length=1,
         max_length=16,
@@ -525,7 +524,7 @@ class ModelDeploymentSpec(ApiModel):
     )
     strategy: Strategy = Field(description="How a new revision is rolled out: canary or blueGreen.")
     traffic_routing: TrafficRouting = Field(
-        default_factory=lambda: TrafficRouting(replica_ratio=ReplicaRatioRouting()),
+        default=TrafficRouting(replica_ratio=ReplicaRatioRouting()),
         description="How traffic is split between stable and canary; defaults to replicaRatio.",
     )
     analysis: AnalysisDefaults | None = Field(

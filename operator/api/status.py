@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from modelramp.operator.api.base import StatusModel
+from modelramp.operator.api.base import ListMapKey, StatusModel
 
 Phase = Literal[
     "Initializing", "Progressing", "Paused", "Promoting", "Healthy", "Degraded", "RolledBack", "Failed"
@@ -128,11 +128,10 @@ class AnalysisRunStatus(StatusModel):
     started_at: datetime | None = Field(default=None, description="When measuring started.")
     finished_at: datetime | None = Field(default=None, description="When a verdict was reached.")
     message: str | None = Field(default=None, max_length=4096, description="Why it ended as it did.")
-    metrics: list[MetricResult] = Field(
+    metrics: Annotated[list[MetricResult], ListMapKey("name")] = Field(
         default_factory=list,
         max_length=16,
         description="Per-metric counters.",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
 
 
@@ -187,11 +186,10 @@ class ModelDeploymentStatus(StatusModel):
         le=100,
         description="Canary weight last written to the router; checked against the router after a restart.",
     )
-    pause_conditions: list[PauseCondition] = Field(
+    pause_conditions: Annotated[list[PauseCondition], ListMapKey("reason")] = Field(
         default_factory=list,
         max_length=8,
         description="Why the rollout is paused; empty when it isn't.",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["reason"]},
     )
     abort: bool = Field(
         default=False,
@@ -210,11 +208,10 @@ class ModelDeploymentStatus(StatusModel):
         default=None,
         description="When the rollout last made progress; progressDeadlineSeconds count from here.",
     )
-    analysis_runs: list[AnalysisRunStatus] = Field(
+    analysis_runs: Annotated[list[AnalysisRunStatus], ListMapKey("name")] = Field(
         default_factory=list,
         max_length=MAX_ANALYSIS_RUNS,
         description="Analysis runs of the current rollout.",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     measurements: list[Measurement] = Field(
         default_factory=list,
@@ -230,9 +227,8 @@ class ModelDeploymentStatus(StatusModel):
         max_length=1024,
         description="Label selector of all the pods, for the scale subresource (HPA).",
     )
-    conditions: list[Condition] = Field(
+    conditions: Annotated[list[Condition], ListMapKey("type")] = Field(
         default_factory=list,
         max_length=MAX_CONDITIONS,
         description="Ready, Progressing and Degraded conditions.",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )

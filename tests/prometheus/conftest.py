@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from support.prometheus import INSTALL_HINT, PrometheusServer, Target, prometheus_binary
 
 from .synthetic import Behaviour, SyntheticServing
@@ -55,9 +54,8 @@ def prometheus(
     ]
     with PrometheusServer(tmp_path_factory.mktemp("prometheus"), targets) as server:
         server.wait_for(
-            f'sum by (modeldeployment, track) (increase(modelramp_requests_total{{modeldeployment="good"}}[{WINDOW}]))',
+            "sum by (modeldeployment, track) "
+            f'(increase(modelramp_requests_total{{modeldeployment="good"}}[{WINDOW}]))',
             WARMUP_REQUESTS,
         )
         yield server
-
-

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-
 from support.prometheus import free_port
 
 PREDICTION_BUCKETS = tuple(round(0.1 * step, 1) for step in range(1, 11))
@@ -44,7 +44,10 @@ class SyntheticServing:
             "modelramp_requests_total", "requests", ["model", "version", "code"], registry=self._registry
         )
         self._duration = Histogram(
-            "modelramp_request_duration_seconds", "request time", ["model", "version"], registry=self._registry
+            "modelramp_request_duration_seconds",
+            "request time",
+            ["model", "version"],
+            registry=self._registry,
         )
         self._prediction = Histogram(
             "modelramp_prediction",
@@ -55,7 +58,7 @@ class SyntheticServing:
         )
         self._stopping = threading.Event()
         self._traffic = threading.Thread(target=self._serve_traffic, daemon=True)
-        self._server = None
+        self._server: WSGIServer | None = None
 
     @property
     def address(self) -> str:

@@ -31,10 +31,16 @@ async def _fire(url: str, bodies: list[dict[str, Any]]) -> list[httpx.Response]:
 
 
 def _request(rows: np.ndarray) -> dict[str, Any]:
-    return {"inputs": [{"name": "input-0", "shape": list(rows.shape), "datatype": "FP32", "data": rows.ravel().tolist()}]}
+    return {
+        "inputs": [
+            {"name": "input-0", "shape": list(rows.shape), "datatype": "FP32", "data": rows.ravel().tolist()}
+        ]
+    }
 
 
-def test_concurrent_callers_get_their_own_rows(wide_window_server: RunningServer, mlp: torch.nn.Module) -> None:
+def test_concurrent_callers_get_their_own_rows(
+    wide_window_server: RunningServer, mlp: torch.nn.Module
+) -> None:
     generator = np.random.default_rng(7)
     inputs = [generator.normal(size=(int(generator.integers(1, 4)), 4)).astype(np.float32) for _ in range(48)]
     forwards_before = wide_window_server.metric("modelramp_batch_size_count")
@@ -46,14 +52,18 @@ def test_concurrent_callers_get_their_own_rows(wide_window_server: RunningServer
         assert response.status_code == 200, response.text
         [output] = response.json()["outputs"]
         assert output["shape"] == [len(rows), 3]
-        np.testing.assert_allclose(np.reshape(output["data"], output["shape"]), expected(mlp, rows), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            np.reshape(output["data"], output["shape"]), expected(mlp, rows), rtol=1e-5, atol=1e-6
+        )
     forwards = wide_window_server.metric("modelramp_batch_size_count") - forwards_before
     rows_run = wide_window_server.metric("modelramp_batch_size_sum") - rows_before
     assert rows_run == sum(len(rows) for rows in inputs)
     assert forwards < len(inputs), "no two requests shared a forward"
 
 
-def test_a_request_the_model_rejects_fails_alone(wide_window_server: RunningServer, mlp: torch.nn.Module) -> None:
+def test_a_request_the_model_rejects_fails_alone(
+    wide_window_server: RunningServer, mlp: torch.nn.Module
+) -> None:
     generator = np.random.default_rng(11)
     inputs = [generator.normal(size=(2, 4)).astype(np.float32) for _ in range(24)]
     inputs[5][1, 2] = POISON * 2  # valid JSON, valid shape: only the model itself objects
@@ -78,7 +88,9 @@ def test_requests_that_fail_validation_never_reach_a_batch(
 
     responses = asyncio.run(_fire(wide_window_server.url, bodies))
 
-    assert [response.status_code for response in responses] == [400 if index % 2 == 0 else 200 for index in range(20)]
+    assert [response.status_code for response in responses] == [
+        400 if index % 2 == 0 else 200 for index in range(20)
+    ]
     assert wide_window_server.metric("modelramp_batch_size_sum") - rows_before == 10
 
 

@@ -30,7 +30,12 @@ def test_model_metadata_and_readiness(mlp_server: RunningServer) -> None:
 
 
 def test_infer_flat_and_nested_data(mlp_server: RunningServer, mlp: torch.nn.Module) -> None:
-    flat = {"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": sum(ROWS, [])}
+    flat = {
+        "name": "input-0",
+        "shape": [2, 4],
+        "datatype": "FP32",
+        "data": [value for row in ROWS for value in row],
+    }
     nested = {**flat, "data": ROWS}
     for tensor in (flat, nested):
         response = mlp_server.client.post("/v2/models/mlp/infer", json={"id": "req-7", "inputs": [tensor]})

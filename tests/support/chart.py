@@ -22,9 +22,13 @@ NAMESPACE = "modelramp-system"
 
 
 def helm(*args: str) -> str:
-    result = subprocess.run([str(built_tool("helm")), *args], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(built_tool("helm")), *args], check=False, capture_output=True, text=True, timeout=60
+    )
     if result.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+        raise AssertionError(
+            f"helm {' '.join(args)} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+        )
     return result.stdout
 
 
@@ -34,8 +38,16 @@ def render(values: dict[str, Any] | None = None, *extra: str) -> list[dict[str, 
         yaml.safe_dump(values or {}, values_file)
         values_file.flush()
         out = helm(
-            "template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION,
-            "--values", values_file.name, *extra,
+            "template",
+            RELEASE,
+            str(CHART),
+            "--namespace",
+            NAMESPACE,
+            "--kube-version",
+            KUBE_VERSION,
+            "--values",
+            values_file.name,
+            *extra,
         )
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
@@ -44,7 +56,9 @@ def lint(values: dict[str, Any] | None = None) -> str:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as values_file:
         yaml.safe_dump(values or {}, values_file)
         values_file.flush()
-        return helm("lint", str(CHART), "--strict", "--kube-version", KUBE_VERSION, "--values", values_file.name)
+        return helm(
+            "lint", str(CHART), "--strict", "--kube-version", KUBE_VERSION, "--values", values_file.name
+        )
 
 
 def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

@@ -124,7 +124,8 @@ class PrometheusServer:
                 {
                     "job_name": "modelramp",
                     "static_configs": [
-                        {"targets": [target.address], "labels": dict(target.labels)} for target in self.targets
+                        {"targets": [target.address], "labels": dict(target.labels)}
+                        for target in self.targets
                     ],
                 }
             ],

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelramp.operator.analysis.phases import metric_phase, phase_of_measurements, record, run_phase
+from modelramp.operator.analysis.phases import phase_of_measurements, record, run_phase
 from modelramp.operator.api.analysis import EffectiveMetric, Metric
 from modelramp.operator.api.status import Measurement, MetricResult, Verdict
 
@@ -32,7 +32,8 @@ def limits(
 
 def history(verdicts: str) -> list[Measurement]:
     return [
-        Measurement(metric="m", verdict=LETTER[v], time=T0 + timedelta(minutes=i)) for i, v in enumerate(verdicts)
+        Measurement(metric="m", verdict=LETTER[v], time=T0 + timedelta(minutes=i))
+        for i, v in enumerate(verdicts)
     ]
 
 
@@ -80,7 +81,13 @@ def test_record_counts_each_verdict_and_resets_consecutive_errors() -> None:
     result = MetricResult(name="m")
     for measurement in history("SEEFI"):
         result = record(result, measurement)
-    assert (result.count, result.successful, result.failed, result.inconclusive, result.error) == (3, 1, 1, 1, 2)
+    assert (result.count, result.successful, result.failed, result.inconclusive, result.error) == (
+        3,
+        1,
+        1,
+        1,
+        2,
+    )
     assert result.consecutive_error == 0
     assert result.last_measured_at == T0 + timedelta(minutes=4)
 
@@ -115,9 +122,16 @@ limit_values = st.integers(min_value=0, max_value=5)
 counts = st.none() | st.integers(min_value=1, max_value=10)
 
 
-@given(verdict_strings, counts, limit_values, limit_values, limit_values, st.booleans())
+@given(
+    verdicts=verdict_strings,
+    count=counts,
+    failure=limit_values,
+    inconclusive=limit_values,
+    errors=limit_values,
+    terminating=st.booleans(),
+)
 def test_never_successful_without_a_successful_measurement(
-    verdicts: str, count: int | None, failure: int, inconclusive: int, errors: int, terminating: bool
+    *, verdicts: str, count: int | None, failure: int, inconclusive: int, errors: int, terminating: bool
 ) -> None:
     metric = limits(count, failure, inconclusive, errors)
     phase = phase_of_measurements("m", history(verdicts), metric, terminating=terminating)
@@ -125,9 +139,16 @@ def test_never_successful_without_a_successful_measurement(
         assert phase != "Successful"
 
 
-@given(verdict_strings, counts, limit_values, limit_values, limit_values, st.booleans())
+@given(
+    verdicts=verdict_strings,
+    count=counts,
+    failure=limit_values,
+    inconclusive=limit_values,
+    errors=limit_values,
+    terminating=st.booleans(),
+)
 def test_phase_respects_every_limit(
-    verdicts: str, count: int | None, failure: int, inconclusive: int, errors: int, terminating: bool
+    *, verdicts: str, count: int | None, failure: int, inconclusive: int, errors: int, terminating: bool
 ) -> None:
     metric = limits(count, failure, inconclusive, errors)
     phase = phase_of_measurements("m", history(verdicts), metric, terminating=terminating)
@@ -138,9 +159,16 @@ def test_phase_respects_every_limit(
         assert trailing_errors <= errors
 
 
-@given(verdict_strings, verdict_strings, counts, limit_values, limit_values, limit_values)
+@given(
+    verdicts=verdict_strings,
+    more=verdict_strings,
+    count=counts,
+    failure=limit_values,
+    inconclusive=limit_values,
+    errors=limit_values,
+)
 def test_failed_stays_failed_whatever_comes_after(
-    verdicts: str, more: str, count: int | None, failure: int, inconclusive: int, errors: int
+    *, verdicts: str, more: str, count: int | None, failure: int, inconclusive: int, errors: int
 ) -> None:
     metric = limits(count, failure, inconclusive, errors)
     if phase_of_measurements("m", history(verdicts), metric) == "Failed":

@@ -11,7 +11,6 @@ import copy
 from typing import Any
 
 import pytest
-
 from support.argocd import actions_config, apply_action, discover_actions
 
 ACTIONS = {"pause", "resume", "abort", "retry", "promote", "promote-full"}

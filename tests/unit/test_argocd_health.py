@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict
-
 from support.argocd import REPO, health
 
 CASES_DIR = Path(__file__).parent / "data" / "argocd-health"

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from support.chart import CHART, NAMESPACE, by_kind, lint, one, render
 from support.devtools import REPO
 
@@ -107,7 +106,9 @@ def test_metrics_service_reaches_the_operator_pods() -> None:
     service = one(objects, "Service")
     pod_labels = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
-    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9191, "targetPort": "metrics", "protocol": "TCP"}]
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9191, "targetPort": "metrics", "protocol": "TCP"}
+    ]
 
 
 def test_optional_monitoring_is_off_by_default() -> None:

@@ -104,7 +104,12 @@ def test_secret_access_narrows_to_named_secrets() -> None:
     objects = render({"rbac": {"secretNames": ["mlflow-credentials"]}})
     [secrets_role] = [r for r in by_kind(objects, "Role") if r["metadata"]["name"] == "modelramp-secrets"]
     assert secrets_role["rules"] == [
-        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["mlflow-credentials"], "verbs": ["get"]}
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["mlflow-credentials"],
+            "verbs": ["get"],
+        }
     ]
 
 

@@ -43,6 +43,10 @@ app.kubernetes.io/part-of: modelramp
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
+{{- define "modelramp.servingImage" -}}
+{{- printf "%s:%s" .Values.servingImage.repository (default .Chart.AppVersion .Values.servingImage.tag) }}
+{{- end }}
+
 {{/*
 The rules the operator needs on the objects it manages, wherever ModelDeployments live. Cluster-wide
 mode puts them in a ClusterRole; namespaced mode in a Role per watched namespace.

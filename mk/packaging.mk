@@ -1,0 +1,23 @@
+# The Helm chart and what is rendered from it (the kustomize base, the monitoring manifests), and
+# the install-and-roll steps the kind workflow and the local cluster share.
+.PHONY: manifests chart-lint chart-install e2e-rollout
+RELEASE_NAMESPACE ?= modelramp-system
+IMAGE_REGISTRY ?= ghcr.io/modelramp
+IMAGE_TAG ?= 0.1.0
+E2E_SAMPLE ?= manifests/samples/canary.yaml
+E2E_NEW_MODEL_URI ?=
+
+manifests: tools ## re-render manifests/base and manifests/monitoring from charts/modelramp
+	hack/render-manifests.sh
+
+chart-lint: tools ## helm lint the chart for the Kubernetes version we test against
+	"$$(hack/install-tools.sh helm)" lint charts/modelramp --strict --kube-version 1.34
+
+chart-install: tools ## helm install/upgrade the chart into the cluster of .cache/kubeconfig and wait for the operator
+	"$$(hack/install-tools.sh helm)" upgrade --install modelramp charts/modelramp \
+	  --namespace $(RELEASE_NAMESPACE) --create-namespace --wait --timeout 5m \
+	  --set image.repository=$(IMAGE_REGISTRY)/operator --set image.tag=$(IMAGE_TAG) \
+	  --set servingImage.repository=$(IMAGE_REGISTRY)/serving --set servingImage.tag=$(IMAGE_TAG)
+
+e2e-rollout: ## apply E2E_SAMPLE, wait for Healthy, roll to E2E_NEW_MODEL_URI and wait for its promotion
+	hack/e2e-rollout.sh "$(E2E_SAMPLE)" "$(E2E_NEW_MODEL_URI)"

@@ -1,0 +1,154 @@
+"""What goes into and comes out of `reconcile`: the boundary between the pure rollout engine and
+the kopf glue that observes the cluster and applies the engine's decisions.
+
+The glue builds a `ReconcileInput` (the ModelDeployment as read, what it observed of the owned
+Deployments and the HTTPRoute, the measurements it took this tick, the time) and gets back a
+`ReconcileOutput` (complete manifests to server-side apply, the route patch, objects to delete,
+the complete new status, events, when to run again). Nothing here does I/O.
+
+Manual controls read by the engine (GitOps-safe, as Argo Rollouts: one-shot requests live in the
+status subresource, which Argo CD never diffs): `status.abort` (abort; a rollback sets it too),
+clearing `status.abort` after an abort or a rollback (retry: restart from the first step),
+`status.promoteFull` (skip to the end), `status.promote` (end the current pause or step) and
+`spec.paused` (pause/resume). The glue writes only the status fields that differ from the status
+it read (or replaces it with the resourceVersion it read), so a request a user makes meanwhile is
+never overwritten.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from modelramp.operator.api.resource import ModelDeployment
+from modelramp.operator.api.status import Measurement, ModelDeploymentStatus
+
+Track = Literal["stable", "canary"]
+EventType = Literal["Normal", "Warning"]
+
+FIELD_MANAGER = "modelramp"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ObservedDeployment(_Frozen):
+    """One owned Deployment as the API server reports it (`<name>-stable` or `<name>-canary`)."""
+
+    name: str
+    track: Track
+    revision: str | None = Field(default=None, description="pod template label modelramp.dev/revision")
+    spec_replicas: int = Field(default=0, ge=0)
+    ready_replicas: int = Field(default=0, ge=0)
+    updated_replicas: int = Field(default=0, ge=0)
+    available_replicas: int = Field(default=0, ge=0)
+    generation: int | None = None
+    observed_generation: int | None = None
+
+    def ready_at(self, revision: str, replicas: int) -> bool:
+        """True when the Deployment runs `revision` with at least `replicas` ready, up-to-date pods
+        and its controller has seen the latest spec (else the counts are stale)."""
+        caught_up = self.generation is None or (
+            self.observed_generation is not None and self.observed_generation >= self.generation
+        )
+        return (
+            caught_up
+            and self.revision == revision
+            and self.spec_replicas == replicas
+            and self.updated_replicas >= replicas
+            and self.ready_replicas >= replicas
+        )
+
+
+class Observed(_Frozen):
+    """What the glue saw of the cluster this tick."""
+
+    deployments: dict[Track, ObservedDeployment] = Field(
+        default_factory=dict, description="owned Deployments by track; a missing key means absent"
+    )
+    route: dict[str, Any] | None = Field(
+        default=None, description="the live HTTPRoute (gatewayAPI router), as the API server returned it"
+    )
+    route_error: str | None = Field(
+        default=None, description="why the route could not be read, e.g. 'HTTPRoute default/web not found'"
+    )
+
+
+class EngineConfig(_Frozen):
+    """Operator-wide settings the engine needs (loaded once at start-up by the glue)."""
+
+    serving_image: str = Field(
+        min_length=1, description="model server image when spec.serving.image is unset"
+    )
+    prometheus_address: str | None = Field(
+        default=None, description="Prometheus used when spec.analysis.prometheus is unset"
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+
+
+class ReconcileInput(BaseModel):
+    """Everything `reconcile` decides from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    md: ModelDeployment
+    observed: Observed = Field(default_factory=Observed)
+    measurements: list[Measurement] = Field(
+        default_factory=list,
+        description="measurements taken this tick, each tagged with its analysis run (Measurement.analysis)",
+    )
+    now: datetime
+    config: EngineConfig
+
+    @field_validator("now")
+    @classmethod
+    def _aware(cls, now: datetime) -> datetime:
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware (UTC)")
+        return now
+
+
+class ObjectRef(_Frozen):
+    """An object to delete."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+
+
+class EventRecord(_Frozen):
+    """A Kubernetes Event to emit on the ModelDeployment."""
+
+    type: EventType
+    reason: str = Field(pattern=r"^[A-Z][A-Za-z0-9]*$", max_length=128)
+    message: str = Field(max_length=1024)
+
+
+class ReconcileOutput(_Frozen):
+    """Everything the glue must do this tick, in order: apply, patch the route, delete, write status,
+    emit events, requeue."""
+
+    apply: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description=(
+            f"complete manifests to server-side apply (field manager {FIELD_MANAGER!r}), each owned by "
+            "the ModelDeployment (controller=true, blockOwnerDeletion=true)"
+        ),
+    )
+    route_patch: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "server-side apply body for the user's HTTPRoute: apiVersion, kind, metadata.name/namespace and "
+            "spec.rules[*].backendRefs only, so the route's other fields stay the user's"
+        ),
+    )
+    delete: list[ObjectRef] = Field(default_factory=list)
+    status: ModelDeploymentStatus
+    events: list[EventRecord] = Field(default_factory=list)
+    requeue_after: float | None = Field(
+        default=None, ge=0, description="seconds until the engine wants to run again even if nothing changes"
+    )
