@@ -7,3 +7,4 @@ crds: venv ## regenerate the CRD (and the chart's copy) from operator/api
 
 check-generated: venv ## fail when a generated file (the CRDs) is stale
 	$(VENV)/bin/modelramp crds --check $(CRD_FILES)
+lint: check-generated

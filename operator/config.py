@@ -47,7 +47,9 @@ class OperatorConfig(BaseModel):
     peering: str | None = Field(
         default=None, description="kopf peering object: only one replica acts; None runs standalone"
     )
-    liveness: str | None = Field(default=None, description="kopf health endpoint, e.g. http://0.0.0.0:8080/healthz")
+    liveness: str | None = Field(
+        default=None, description="kopf health endpoint, e.g. http://0.0.0.0:8080/healthz"
+    )
     metrics_port: int | None = Field(default=None, ge=1, le=65535, description="port of /metrics; None: off")
     metrics_host: str = Field(default="0.0.0.0", min_length=1, description="address /metrics listens on")
     serving_image: str = Field(default=DEFAULT_SERVING_IMAGE, min_length=1, max_length=512)
@@ -87,13 +89,17 @@ def parser() -> argparse.ArgumentParser:
         dest="namespaces",
         action="append",
         metavar="NS",
-        help="watch this namespace (repeatable); default: all namespaces [MODELRAMP_NAMESPACES, comma-separated]",
+        help="watch this namespace (repeatable); default: all [MODELRAMP_NAMESPACES, comma-separated]",
     )
     cli.add_argument("--peering", metavar="NAME", help="kopf peering object; default: standalone")
-    cli.add_argument("--liveness", metavar="URL", help="kopf health endpoint, e.g. http://0.0.0.0:8080/healthz")
+    cli.add_argument(
+        "--liveness", metavar="URL", help="kopf health endpoint, e.g. http://0.0.0.0:8080/healthz"
+    )
     cli.add_argument("--metrics-port", metavar="PORT", help="serve operator metrics on this port")
     cli.add_argument("--metrics-host", metavar="ADDR", help="address for --metrics-port (default 0.0.0.0)")
-    cli.add_argument("--serving-image", metavar="IMAGE", help="model server image when spec.serving.image is unset")
+    cli.add_argument(
+        "--serving-image", metavar="IMAGE", help="model server image when spec.serving.image is unset"
+    )
     cli.add_argument("--prometheus-url", metavar="URL", help="Prometheus for analyses that name none")
     cli.add_argument("--workers", metavar="N", help="ModelDeployments reconciled at once (default 4)")
     cli.add_argument("--resync-seconds", metavar="S", help="re-examine unchanged objects this often (300)")

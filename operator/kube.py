@@ -9,6 +9,7 @@ known, so no discovery round-trips are needed at start-up.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -52,10 +53,10 @@ def connect(kubeconfig: str | None = None, user_agent: str = USER_AGENT) -> kube
     """An API client: in-cluster credentials inside a pod, else `kubeconfig` or $KUBECONFIG."""
     if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:
         configuration = kubernetes.client.Configuration()
-        kubernetes.config.load_incluster_config(client_configuration=configuration)
+        kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         client = kubernetes.client.ApiClient(configuration)
     else:
-        client = kubernetes.config.new_client_from_config(config_file=kubeconfig)
+        client = kubernetes.config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
     client.user_agent = user_agent
     return client
 
@@ -116,7 +117,7 @@ class Kube:
         )
         try:
             response = self.api_client.call_api(*serialized)
-            response.read()
+            response.read()  # type: ignore[no-untyped-call]
         except ApiException as error:  # raised by the REST layer for transport-level refusals
             raise _error(what, error.status or 0, error.body) from error
         if not 200 <= response.status <= 299:
@@ -133,8 +134,13 @@ class Kube:
                 return None
             raise
 
-    def list(self, api_version: str, kind: str, namespace: str) -> list[Json]:
-        items: list[Json] = self._request("GET", resource_path(api_version, kind, namespace))["items"]
+    def list(
+        self, api_version: str, kind: str, namespace: str, *, field_selector: str | None = None
+    ) -> list[Json]:
+        query = [("fieldSelector", field_selector)] if field_selector else []
+        items: list[Json] = self._request("GET", resource_path(api_version, kind, namespace), query=query)[
+            "items"
+        ]
         return items
 
     def apply(self, manifest: Mapping[str, Any]) -> Json:
@@ -151,6 +157,7 @@ class Kube:
         namespace: str,
         name: str,
         patch: Mapping[str, Any],
+        *,
         resource_version: str | None = None,
         subresource: str | None = None,
     ) -> Json:
@@ -178,7 +185,15 @@ class Kube:
         self, namespace: str, name: str, patch: Mapping[str, Any], resource_version: str | None
     ) -> Json:
         """Merge-patches `status` through the status subresource (spec is the user's, or Git's)."""
-        return self.patch(API_VERSION, KIND, namespace, name, {"status": patch}, resource_version, "status")
+        return self.patch(
+            API_VERSION,
+            KIND,
+            namespace,
+            name,
+            {"status": patch},
+            resource_version=resource_version,
+            subresource="status",
+        )
 
     def create_event(
         self, involved: Mapping[str, Any], type_: Literal["Normal", "Warning"], reason: str, message: str
@@ -213,9 +228,7 @@ class Kube:
 
 def _error(what: str, status: int, body: bytes | str | None) -> KubeError:
     reason = body.decode(errors="replace") if isinstance(body, bytes) else (body or "")
-    try:
+    with contextlib.suppress(ValueError, AttributeError):
         reason = json.loads(reason).get("message", reason)
-    except (ValueError, AttributeError):
-        pass
     kind = Conflict if status == 409 else KubeError
     return kind(what, status, reason)

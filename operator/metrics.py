@@ -5,10 +5,12 @@ phase and the canary weight of each ModelDeployment. Analysis measurements are c
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from modelramp.operator.api.status import Phase
-from modelramp.operator.workqueue import Key
+from modelramp.operator.cache import Key
 
 PHASES: tuple[Phase, ...] = (
     "Initializing",
@@ -60,15 +62,13 @@ class OperatorMetrics:
     def forget(self, key: Key) -> None:
         """The ModelDeployment is gone."""
         self._phases.pop(key, None)
-        try:
+        with contextlib.suppress(KeyError):
             self.canary_weight.remove(key.namespace, key.name)
-        except KeyError:
-            pass
         self._publish_phases()
 
     def _publish_phases(self) -> None:
-        counts = dict.fromkeys(PHASES, 0)
+        counts: dict[str, int] = dict.fromkeys(PHASES, 0)
         for phase in self._phases.values():
-            counts[phase] = counts.get(phase, 0) + 1  # type: ignore[index]
+            counts[phase] = counts.get(phase, 0) + 1
         for phase, count in counts.items():
             self.rollouts.labels(phase=phase).set(count)

@@ -22,7 +22,6 @@ from modelramp.serving.errors import ModelLoadError
 from modelramp.serving.sources import local_model_path
 from modelramp.serving.tensors import TensorSpec, datatype_of
 
-
 Forward = Callable[[torch.Tensor], Any]
 
 

@@ -48,18 +48,16 @@ class ObservedDeployment(_Frozen):
     generation: int | None = None
     observed_generation: int | None = None
 
-    def ready_at(self, revision: str, replicas: int) -> bool:
-        """True when the Deployment runs `revision` with at least `replicas` ready, up-to-date pods
-        and its controller has seen the latest spec (else the counts are stale)."""
+    def has_ready(self, revision: str, replicas: int) -> bool:
+        """True when at least `replicas` pods of `revision` are up to date and Ready, counted by a
+        controller that has seen the Deployment's latest spec (else the counts are stale)."""
         caught_up = self.generation is None or (
             self.observed_generation is not None and self.observed_generation >= self.generation
         )
         return (
             caught_up
             and self.revision == revision
-            and self.spec_replicas == replicas
-            and self.updated_replicas >= replicas
-            and self.ready_replicas >= replicas
+            and min(self.updated_replicas, self.ready_replicas) >= replicas
         )
 
 

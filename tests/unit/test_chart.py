@@ -188,3 +188,10 @@ def test_chart_crds_are_the_generated_ones() -> None:
     generated = {p.name: p.read_text() for p in (REPO / "crds").glob("*.yaml")}
     shipped = {p.name: p.read_text() for p in (CHART / "crds").glob("*.yaml")}
     assert shipped == generated, "charts/modelramp/crds differs from crds/: run `make crds`"
+
+
+def test_prometheus_url_is_passed_only_when_set() -> None:
+    assert flag_values(operator_container(render())["args"], "--prometheus-url") == []
+    url = "http://prometheus-operated.monitoring:9090"
+    args = operator_container(render({"prometheusUrl": url}))["args"]
+    assert flag_values(args, "--prometheus-url") == [url]

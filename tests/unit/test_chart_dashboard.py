@@ -1,7 +1,7 @@
 """The Grafana dashboard and the alert rules only query metrics that exist.
 
 The contract: the serving metrics in docs/architecture.md and the operator metrics in
-docs/install.md, both as bullets "- `name{labels}` type". A renamed metric fails here instead of
+docs/install.md, both as bullets "- `name{labels}` type" (labels optional). A renamed metric fails here instead of
 leaving an empty panel or an alert that can never fire.
 """
 
@@ -39,7 +39,7 @@ PROMQL_WORDS = {
 
 def contract() -> dict[str, str]:
     """Metric name -> type (counter, gauge, histogram)."""
-    bullet = re.compile(r"^- `(modelramp_\w+)\{[^}]*\}` (counter|gauge|histogram)\b", re.M)
+    bullet = re.compile(r"^- `(modelramp_\w+)(?:\{[^}]*\})?` (counter|gauge|histogram)\b", re.M)
     found = {name: kind for doc in CONTRACT_DOCS for name, kind in bullet.findall(doc.read_text())}
     assert found, f"no metric bullets found in {CONTRACT_DOCS}"
     return found

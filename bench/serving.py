@@ -1,0 +1,333 @@
+"""Serving benchmark (run on demand, not a test): modelramp vs MLflow vs KServe vs raw batched forward.
+
+Same models (a small MLP and a ResNet-18-size CNN, random weights), same machine, same load
+generator (a raw asyncio HTTP/1.1 client, one row per request, keep-alive connections) at several
+concurrencies, side by side in one run. Prints throughput, p50 and p99 for each, and the ratios the
+issue sets as goals (>= 3x MLflow, >= 1.5x KServe, >= 70% of raw batched forward, lower p99).
+
+    PYTHONSAFEPATH=1 .venv/bin/python bench/serving.py [--seconds 5] [--concurrency 1,8,32]
+
+KServe lives in its own venv (~/.cache/modelramp/bench-kserve; its pins conflict with ours) and
+borrows torch from ours through a .pth file. MLflow runs `mlflow models serve --env-manager local`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+CACHE = Path(os.environ.get("MODELRAMP_CACHE", Path.home() / ".cache" / "modelramp"))
+KSERVE_VENV = CACHE / "bench-kserve"
+HERE_VENV = Path(sys.prefix)
+
+
+class MLP(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(32, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class Block(nn.Module):
+    def __init__(self, inputs: int, outputs: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inputs, outputs, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(outputs)
+        self.conv2 = nn.Conv2d(outputs, outputs, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(outputs)
+        self.skip = (
+            nn.Sequential(nn.Conv2d(inputs, outputs, 1, stride, bias=False), nn.BatchNorm2d(outputs))
+            if stride != 1 or inputs != outputs
+            else nn.Identity()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(y)) + self.skip(x))
+
+
+class ResNet18(nn.Module):
+    """ResNet-18's layout (11.7 M parameters), written out here: torchvision isn't a dependency."""
+
+    def __init__(self, classes: int = 10) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1))
+        widths = [(64, 64, 1), (64, 128, 2), (128, 256, 2), (256, 512, 2)]
+        self.stages = nn.Sequential(*(nn.Sequential(Block(i, o, s), Block(o, o, 1)) for i, o, s in widths))
+        self.head = nn.Linear(512, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(self.stages(self.stem(x)), 1), 1))
+
+
+@dataclass
+class Case:
+    name: str
+    model: nn.Module
+    row_shape: tuple[int, ...]
+
+
+@dataclass
+class Result:
+    server: str
+    case: str
+    concurrency: int
+    throughput: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# ---- load generator: raw HTTP/1.1 over asyncio streams, keep-alive, no client library overhead --
+
+
+async def _one_connection(port: int, request: bytes, stop_at: float, latencies: list[float], errors: list[int]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            if not head.startswith(b"HTTP/1.1 200"):
+                errors.append(1)
+            latencies.append(time.perf_counter() - started)
+    finally:
+        writer.close()
+
+
+async def _load(port: int, request: bytes, concurrency: int, seconds: float) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    errors: list[int] = []
+    stop_at = time.perf_counter() + seconds
+    await asyncio.gather(*(_one_connection(port, request, stop_at, latencies, errors) for _ in range(concurrency)))
+    return latencies, len(errors)
+
+
+def http_request(path: str, body: dict[str, object]) -> bytes:
+    payload = json.dumps(body).encode()
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    return head.encode() + payload
+
+
+def measure(server: str, case: str, port: int, request: bytes, concurrency: int, seconds: float) -> Result:
+    asyncio.run(_load(port, request, concurrency, min(1.0, seconds)))  # warm-up
+    latencies, errors = asyncio.run(_load(port, request, concurrency, seconds))
+    ordered = np.sort(latencies) * 1000
+    return Result(server, case, concurrency, len(latencies) / seconds, float(np.percentile(ordered, 50)),
+                  float(np.percentile(ordered, 99)), errors)  # fmt: skip
+
+
+# ---- the servers --------------------------------------------------------------------------
+
+
+def wait_ready(process: subprocess.Popen[bytes], port: int, path: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
+                connection.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+                if connection.recv(64).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"server on {port} not ready after {timeout}s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def start_modelramp(path: Path, case: Case, port: int, log: Path) -> subprocess.Popen[bytes]:
+    command = [str(HERE_VENV / "bin" / "modelramp"), "serve", "--model-uri", str(path), "--format", "torchscript",
+               "--input-shape", ",".join(map(str, case.row_shape)), "--host", "127.0.0.1", "--port", str(port),
+               "--device", "cpu", "--log-level", "warning", "--max-body-bytes", str(64 << 20)]  # fmt: skip
+    return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=os.environ | {"PYTHONSAFEPATH": "1"})
+
+
+def start_mlflow(model_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    command = [str(HERE_VENV / "bin" / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local",
+               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=os.environ | {"PYTHONSAFEPATH": "1"})
+
+
+KSERVE_SERVER = """
+import sys, torch, kserve
+
+class TorchModel(kserve.Model):
+    def __init__(self, name, path):
+        super().__init__(name)
+        self.module = torch.jit.load(path).eval()
+        self.ready = True
+
+    def predict(self, payload, headers=None):
+        x = torch.tensor(payload["instances"], dtype=torch.float32)
+        with torch.inference_mode():
+            return {"predictions": self.module(x).tolist()}
+
+kserve.ModelServer(http_port=int(sys.argv[2]), enable_grpc=False).start([TorchModel("model", sys.argv[1])])
+"""
+
+
+def ensure_kserve() -> Path | None:
+    python = KSERVE_VENV / "bin" / "python"
+    if not python.exists():
+        uv = shutil.which("uv") or str(CACHE / "uv-0.13.8" / "bin" / "uv")
+        subprocess.run([uv, "venv", "-q", "--python", "python3.11", str(KSERVE_VENV)], check=True)
+        subprocess.run([uv, "pip", "install", "-q", "--python", str(python), "kserve"], check=True)
+    site = next((KSERVE_VENV / "lib").glob("python3*/site-packages"))
+    ours = next((HERE_VENV / "lib").glob("python3*/site-packages"))
+    (site / "zz-modelramp-torch.pth").write_text(f"{ours}\n")  # appended last: kserve's own pins win
+    return python
+
+
+def start_kserve(python: Path, path: Path, port: int, work: Path, log: Path) -> subprocess.Popen[bytes]:
+    script = work / "kserve_server.py"
+    script.write_text(KSERVE_SERVER)
+    return subprocess.Popen([str(python), str(script), str(path), str(port)], stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT, cwd=work, env=os.environ | {"PYTHONSAFEPATH": "1"})  # fmt: skip
+
+
+def raw_batched(model: nn.Module, case: Case, batch: int, seconds: float) -> Result:
+    """The limit: `model(x)` on full batches in a loop, no HTTP, no JSON."""
+    x = torch.randn(batch, *case.row_shape)
+    with torch.inference_mode():
+        model(x)
+        rows, started = 0, time.perf_counter()
+        times = []
+        while time.perf_counter() - started < seconds:
+            t0 = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - t0)
+            rows += batch
+    elapsed = time.perf_counter() - started
+    ordered = np.sort(times) * 1000
+    return Result("raw model(x)", case.name, batch, rows / elapsed, float(np.percentile(ordered, 50)),
+                  float(np.percentile(ordered, 99)), 0)  # fmt: skip
+
+
+def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Path | None) -> list[Result]:
+    import mlflow.pytorch  # noqa: PLC0415 - only the bench needs it at import time
+
+    torch.manual_seed(0)
+    model = case.model.eval()
+    script_path = work / f"{case.name}.pt"
+    torch.jit.save(torch.jit.script(model), str(script_path))
+    mlflow_dir = work / f"{case.name}-mlflow"
+    example = np.zeros((1, *case.row_shape), dtype=np.float32)
+    mlflow.pytorch.save_model(model, str(mlflow_dir), input_example=example, pip_requirements=["torch"])
+
+    row = np.random.default_rng(0).normal(size=case.row_shape).round(4).tolist()
+    oip = {"inputs": [{"name": "input-0", "shape": [1, *case.row_shape], "datatype": "FP32", "data": [row]}]}
+    servers: list[tuple[str, Callable[[int, Path], subprocess.Popen[bytes]], str, bytes]] = [
+        ("modelramp", lambda port, log: start_modelramp(script_path, case, port, log), "/v2/health/ready",
+         http_request("/v2/models/model/infer", oip)),
+        ("mlflow serve", lambda port, log: start_mlflow(mlflow_dir, port, log), "/ping",
+         http_request("/invocations", {"inputs": [row]})),
+    ]  # fmt: skip
+    if kserve_python is not None:
+        servers.append(("kserve", lambda port, log: start_kserve(kserve_python, script_path, port, work, log),
+                        "/v1/models/model", http_request("/v1/models/model:predict", {"instances": [row]})))  # fmt: skip
+    results = [raw_batched(model, case, args.raw_batch, args.seconds)]
+    for name, start, ready_path, request in servers:
+        port = free_port()
+        log = work / f"{case.name}-{name.split()[0]}.log"
+        process = start(port, log)
+        try:
+            wait_ready(process, port, ready_path)
+            for concurrency in args.concurrency:
+                results.append(measure(name, case.name, port, request, concurrency, args.seconds))
+                print(f"  {case.name} {name} c={concurrency}: {results[-1].throughput:.0f} req/s", file=sys.stderr)
+        except RuntimeError as error:
+            print(f"  {name} failed: {error}; see {log}", file=sys.stderr)
+        finally:
+            stop(process)
+    return results
+
+
+def report(results: list[Result]) -> str:
+    lines = ["| model | server | concurrency | req/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        label = f"batch {r.concurrency}" if r.server.startswith("raw") else str(r.concurrency)
+        lines.append(f"| {r.case} | {r.server} | {label} | {r.throughput:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} |")
+    lines += ["", "| model | concurrency | vs MLflow (goal >= 3x) | vs KServe (goal >= 1.5x) | vs raw (goal >= 0.7) | p99 vs MLflow / KServe |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    by_key = {(r.case, r.server, r.concurrency): r for r in results}
+    raws = {r.case: r for r in results if r.server.startswith("raw")}
+    for r in results:
+        if r.server != "modelramp":
+            continue
+        mlflow_r = by_key.get((r.case, "mlflow serve", r.concurrency))
+        kserve_r = by_key.get((r.case, "kserve", r.concurrency))
+
+        def ratio(other: Result | None) -> str:
+            return f"{r.throughput / other.throughput:.2f}x" if other and other.throughput else "n/a"
+
+        def p99(other: Result | None) -> str:
+            return f"{r.p99_ms / other.p99_ms:.2f}" if other and other.p99_ms else "n/a"
+
+        raw = raws[r.case]
+        lines.append(f"| {r.case} | {r.concurrency} | {ratio(mlflow_r)} | {ratio(kserve_r)} | {r.throughput / raw.throughput:.2f} |"
+                     f" {p99(mlflow_r)} / {p99(kserve_r)} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="measurement time per point")
+    parser.add_argument("--concurrency", default="1,8,32", help="comma-separated client concurrencies")
+    parser.add_argument("--image-size", type=int, default=64, help="CNN input height/width (224 for ImageNet)")
+    parser.add_argument("--raw-batch", type=int, default=32, help="batch of the raw forward (the server's max batch)")
+    parser.add_argument("--models", default="mlp,resnet18", help="which of mlp,resnet18")
+    parser.add_argument("--no-kserve", action="store_true", help="skip KServe (no venv to build)")
+    args = parser.parse_args()
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    cases = {"mlp": Case("mlp", MLP(), (32,)), "resnet18": Case("resnet18", ResNet18(), (3, args.image_size, args.image_size))}
+    kserve_python = None if args.no_kserve else ensure_kserve()
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="modelramp-bench-") as tmp:
+        for name in args.models.split(","):
+            results += run_case(cases[name], args, Path(tmp), kserve_python)
+    print(f"\n{os.cpu_count()} CPUs, torch {torch.__version__}, {args.seconds}s per point, one row per request\n")
+    print(report(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,288 @@
+"""`modelramp status|promote|abort|retry|pause|resume NAME [-n NS]` (also `kubectl modelramp ...`).
+
+GitOps-safe, like Argo Rollouts: the one-shot requests (promote, promote --full, abort, retry) are
+written to the status subresource, which Argo CD never diffs and the operator clears once it has
+acted; only pause/resume touch the spec (`spec.paused`), as a user would in Git. Nothing here
+decides anything: the operator does, on its next reconcile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import kubernetes
+from pydantic import ValidationError
+
+from modelramp.operator.api import KIND, ModelDeployment, ModelDeploymentStatus
+from modelramp.operator.api.spec import CanaryStep
+from modelramp.operator.kube import Kube, KubeError, connect
+
+FIELD_MANAGER = "modelramp-cli"
+
+
+class CliError(Exception):
+    """Something the user must fix; printed without a traceback."""
+
+
+def _parser(command: str, description: str) -> argparse.ArgumentParser:
+    cli = argparse.ArgumentParser(prog=f"modelramp {command}", description=description)
+    cli.add_argument("name", help="the ModelDeployment")
+    cli.add_argument("-n", "--namespace", help="its namespace (default: the kubeconfig context's)")
+    cli.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    return cli
+
+
+def _namespace(args: argparse.Namespace) -> str:
+    if args.namespace:
+        return str(args.namespace)
+    try:
+        _, context = kubernetes.config.list_kube_config_contexts(config_file=args.kubeconfig)  # type: ignore[no-untyped-call]
+    except (kubernetes.config.ConfigException, FileNotFoundError):
+        return "default"
+    return str(context.get("context", {}).get("namespace") or "default")
+
+
+def _read(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
+    body = kube.get_model_deployment(namespace, name)
+    if body is None:
+        raise CliError(f"{KIND} {namespace}/{name} not found")
+    return body
+
+
+def _run(argv: Sequence[str], command: str, description: str, act: Callable[..., str], **flags: Any) -> int:
+    """Parses argv, connects, and runs `act(kube, namespace, name, args)`; errors become exit 1."""
+    cli = _parser(command, description)
+    for flag, help_ in flags.items():
+        cli.add_argument(f"--{flag}", action="store_true", help=help_)
+    args = cli.parse_args(list(argv))
+    try:
+        kube = Kube(connect(args.kubeconfig, user_agent=FIELD_MANAGER), field_manager=FIELD_MANAGER)
+        print(act(kube, _namespace(args), args.name, args))
+    except (CliError, KubeError, kubernetes.config.ConfigException) as error:
+        print(f"modelramp {command}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _request(kube: Kube, namespace: str, name: str, status_patch: dict[str, Any]) -> None:
+    _read(kube, namespace, name)
+    kube.patch_model_deployment_status(namespace, name, status_patch, resource_version=None)
+
+
+def _set_paused(kube: Kube, namespace: str, name: str, paused: bool) -> None:
+    _read(kube, namespace, name)
+    kube.patch(
+        "modelramp.dev/v1alpha1", KIND, namespace, name, {"spec": {"paused": paused}}, resource_version=None
+    )
+
+
+def _promote(kube: Kube, namespace: str, name: str, args: argparse.Namespace) -> str:
+    body = _read(kube, namespace, name)
+    status = body.get("status") or {}
+    if not status.get("canaryRevision"):
+        raise CliError(f"{namespace}/{name} has no rollout in progress; nothing to promote")
+    if args.full:
+        _request(kube, namespace, name, {"promoteFull": True})
+        return f"{namespace}/{name}: full promotion requested (remaining steps and analyses skipped)"
+    _request(kube, namespace, name, {"promote": True})
+    return f"{namespace}/{name}: promotion to the next step requested"
+
+
+def _abort(kube: Kube, namespace: str, name: str, _: argparse.Namespace) -> str:
+    _request(kube, namespace, name, {"abort": True})
+    return f"{namespace}/{name}: abort requested (all traffic back to stable)"
+
+
+def _retry(kube: Kube, namespace: str, name: str, _: argparse.Namespace) -> str:
+    status = _read(kube, namespace, name).get("status") or {}
+    if not status.get("abort") and status.get("phase") != "RolledBack":
+        raise CliError(f"{namespace}/{name} is not aborted or rolled back; nothing to retry")
+    _request(kube, namespace, name, {"abort": False})
+    return f"{namespace}/{name}: retry requested (the rollout restarts from its first step)"
+
+
+def _pause(kube: Kube, namespace: str, name: str, _: argparse.Namespace) -> str:
+    _set_paused(kube, namespace, name, True)
+    return f"{namespace}/{name}: paused (spec.paused=true)"
+
+
+def _resume(kube: Kube, namespace: str, name: str, _: argparse.Namespace) -> str:
+    _set_paused(kube, namespace, name, False)
+    return f"{namespace}/{name}: resumed (spec.paused=false)"
+
+
+def _status(kube: Kube, namespace: str, name: str, _: argparse.Namespace) -> str:
+    body = _read(kube, namespace, name)
+    try:
+        md = ModelDeployment.model_validate(body)
+    except ValidationError as error:
+        raise CliError(f"{namespace}/{name} does not match the ModelDeployment schema: {error}") from error
+    selector = f"involvedObject.name={name},involvedObject.kind={KIND}"
+    events = kube.list("v1", "Event", namespace, field_selector=selector)
+    return render_status(md, events)
+
+
+# --- rendering (pure) ------------------------------------------------------------------------------
+
+
+def _step_text(step: CanaryStep) -> str:
+    if step.set_weight is not None:
+        return f"setWeight {step.set_weight}%"
+    if step.pause is not None:
+        return f"pause {step.pause.duration}" if step.pause.duration else "pause (until promoted)"
+    names = [m.name for m in (step.analysis.metrics or [])] if step.analysis else []
+    return f"analysis [{', '.join(names)}]" if names else "analysis [spec.analysis.metrics]"
+
+
+def _tree(lines: Sequence[str], indent: str = "  ") -> list[str]:
+    return [f"{indent}{'└─' if i == len(lines) - 1 else '├─'} {line}" for i, line in enumerate(lines)]
+
+
+def _time(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
+
+
+def render_status(md: ModelDeployment, events: Sequence[dict[str, Any]] = ()) -> str:
+    """A readable tree of a rollout: phase, models, steps with the current one marked, analyses,
+    conditions, pending manual requests and the latest events."""
+    spec, status = md.spec, md.status
+    lines = [
+        f"{KIND} {md.metadata.namespace}/{md.metadata.name}",
+        f"  Phase:     {status.phase or 'Unknown'}" + (f"  ({status.message})" if status.message else ""),
+    ]
+    strategy = "canary" if spec.strategy.canary else "blueGreen"
+    lines.append(f"  Strategy:  {strategy}, traffic by {_router(md)}")
+    lines.append(f"  Stable:    {_model(status.stable_model, status.stable_revision)}")
+    if status.canary_revision:
+        lines.append(f"  Canary:    {_model(status.canary_model, status.canary_revision)}")
+    last_set = f" (router at {status.last_set_weight}%)" if status.last_set_weight is not None else ""
+    lines.append(f"  Weight:    {status.canary_weight}% canary{last_set}")
+    lines.append(f"  Replicas:  {status.ready_replicas}/{status.replicas} ready")
+    if spec.paused:
+        lines.append("  Paused:    spec.paused=true (modelramp resume to continue)")
+    lines += _steps(md)
+    lines += _blue_green(md)
+    lines += _analyses(status)
+    requests = [label for label, on in (("abort", status.abort), ("promoteFull", status.promote_full)) if on]
+    if requests:
+        lines.append(f"  Requests:  {', '.join(requests)}")
+    if status.pause_conditions:
+        lines.append("  Pauses:")
+        lines += _tree([f"{p.reason} since {_time(p.start_time)}" for p in status.pause_conditions], "    ")
+    if status.conditions:
+        lines.append("  Conditions:")
+        lines += _tree(
+            [
+                f"{c.type}={c.status} {c.reason}" + (f": {c.message}" if c.message else "")
+                for c in status.conditions
+            ],
+            "    ",
+        )
+    if events:
+        lines.append("  Events (latest last):")
+        latest = sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")[-8:]
+        lines += _tree([f"{e.get('type')} {e.get('reason')}: {e.get('message')}" for e in latest], "    ")
+    return "\n".join(lines)
+
+
+def _router(md: ModelDeployment) -> str:
+    gateway = md.spec.traffic_routing.gateway_api
+    if gateway is not None:
+        return f"gatewayAPI HTTPRoute {gateway.namespace or md.metadata.namespace}/{gateway.http_route}"
+    wire = md.spec.traffic_routing.model_dump(by_alias=True, exclude_none=True)
+    return ", ".join(wire) or "replicaRatio"
+
+
+def _model(model: Any, revision: str | None) -> str:
+    uri = model.resolved_uri if model is not None else "-"
+    return f"{uri} (revision {revision or '-'})"
+
+
+def _steps(md: ModelDeployment) -> list[str]:
+    canary = md.spec.strategy.canary
+    if canary is None:
+        return []
+    current = md.status.current_step_index
+    rollout = md.status.canary_revision is not None
+    items = []
+    for index, step in enumerate(canary.steps):
+        if not rollout or current is None:
+            mark = "·"
+        elif index < current:
+            mark = "✔"
+        elif index == current:
+            mark = "▶"
+        else:
+            mark = "·"
+        since = f"  (since {_time(md.status.step_start_time)})" if rollout and index == current else ""
+        items.append(f"{mark} {index}: {_step_text(step)}{since}")
+    return [f"  Steps ({len(canary.steps)}):", *_tree(items, "    ")]
+
+
+def _blue_green(md: ModelDeployment) -> list[str]:
+    strategy, status = md.spec.strategy.blue_green, md.status.blue_green
+    if strategy is None:
+        return []
+    delay = strategy.scale_down_delay_seconds
+    items = [
+        f"preview ready: {_time(status.preview_ready_time if status else None)}",
+        f"switched: {_time(status.switch_time if status else None)} (old side kept {delay}s)",
+        f"auto-promotion: {'on' if strategy.auto_promotion_enabled else 'off (modelramp promote)'}",
+    ]
+    return ["  Blue-green:", *_tree(items, "    ")]
+
+
+def _analyses(status: ModelDeploymentStatus) -> list[str]:
+    if not status.analysis_runs:
+        return []
+    lines = ["  Analyses:"]
+    for i, run in enumerate(status.analysis_runs):
+        last = i == len(status.analysis_runs) - 1
+        lines.append(
+            f"    {'└─' if last else '├─'} {run.name} ({run.kind}) {run.phase}"
+            + (f": {run.message}" if run.message else "")
+        )
+        metrics = [
+            f"{m.name}: {m.phase}, {m.successful} ok / {m.failed} failed / {m.inconclusive} inconclusive / "
+            f"{m.error} errors" + (f" — {m.message}" if m.message else "")
+            for m in run.metrics
+        ]
+        lines += _tree(metrics, "       " if last else "    │  ")
+    return lines
+
+
+# --- entry points (modelramp.cli dispatches here) --------------------------------------------------
+
+
+def status(argv: Sequence[str]) -> int:
+    return _run(argv, "status", "Show a rollout as a tree.", _status)
+
+
+def promote(argv: Sequence[str]) -> int:
+    return _run(
+        argv,
+        "promote",
+        "End the current step or pause (--full: skip every remaining step and analysis).",
+        _promote,
+        full="promote all the way: skip the remaining steps and analyses",
+    )
+
+
+def abort(argv: Sequence[str]) -> int:
+    return _run(argv, "abort", "Abort the rollout: all traffic back to stable.", _abort)
+
+
+def retry(argv: Sequence[str]) -> int:
+    return _run(argv, "retry", "Restart an aborted or rolled-back rollout from its first step.", _retry)
+
+
+def pause(argv: Sequence[str]) -> int:
+    return _run(argv, "pause", "Hold the rollout where it is (spec.paused=true).", _pause)
+
+
+def resume(argv: Sequence[str]) -> int:
+    return _run(argv, "resume", "Continue a paused rollout (spec.paused=false).", _resume)

@@ -1,0 +1,411 @@
+"""One reconcile of one ModelDeployment, and the loop that repeats it when something changes.
+
+A reconcile observes (the ModelDeployment and its owned objects from the watch cache, the
+HTTPRoute from the API server), takes the analysis measurements that are due, asks the pure
+engine (`rollout.reconcile`) what to do, and does it: apply the owned objects, set the route's
+weights, delete, write status, post Events. It writes nothing when nothing changed: a manifest
+whose hash the live object already carries is not applied again, route weights already in place
+are not written, and status is patched only when it differs, guarded by the resourceVersion it
+was computed from (a user's `modelramp abort` written meanwhile is never lost: the write fails
+with a conflict and the reconcile runs again on the new status). Events are posted only with the
+status change that caused them, so a restarted operator never repeats one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Final, Literal, NamedTuple
+
+import kopf
+from pydantic import ValidationError
+
+from modelramp.operator.analysis.context import RolloutContext
+from modelramp.operator.analysis.prometheus import PrometheusMetricProvider
+from modelramp.operator.analysis.scheduling import due_metrics, next_wakeup
+from modelramp.operator.analysis.telemetry import AnalysisTelemetry
+from modelramp.operator.api import (
+    AnalysisRunStatus,
+    AnalysisSpec,
+    EffectiveMetric,
+    Measurement,
+    ModelDeployment,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    analysis_metrics,
+    effective_metric,
+    to_wire,
+)
+from modelramp.operator.cache import Json, Key, ObjectCache
+from modelramp.operator.config import OperatorConfig
+from modelramp.operator.kube import Conflict, Kube, KubeError, merge_patch
+from modelramp.operator.metrics import OperatorMetrics
+from modelramp.operator.rollout import reconcile
+from modelramp.operator.rollout.model import (
+    Observed,
+    ObservedDeployment,
+    ReconcileInput,
+    ReconcileOutput,
+)
+
+log = logging.getLogger(__name__)
+
+APPLIED_HASH: Final = "modelramp.dev/applied-hash"
+TRACK_LABEL: Final = "modelramp.dev/track"
+REVISION_LABEL: Final = "modelramp.dev/revision"
+HTTPROUTE_API_VERSION: Final = "gateway.networking.k8s.io/v1"
+CONFLICT_RETRY_SECONDS: Final = 0.2
+MAX_BACKOFF_SECONDS: Final = 60.0
+
+Result = Literal["unchanged", "changed", "conflict", "error", "gone"]
+
+
+class Outcome(NamedTuple):
+    result: Result
+    requeue_after: float | None
+
+
+class Controller:
+    def __init__(
+        self,
+        kube: Kube,
+        config: OperatorConfig,
+        metrics: OperatorMetrics,
+        telemetry: AnalysisTelemetry,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.kube = kube
+        self.config = config
+        self.engine_config = config.engine_config()
+        self.metrics = metrics
+        self.telemetry = telemetry
+        self.cache = ObjectCache()
+        self._clock = clock
+        self._wakers: dict[Key, asyncio.Event] = {}
+        self._slots = asyncio.Semaphore(config.workers)
+        self._providers: dict[tuple[str, int], PrometheusMetricProvider] = {}
+
+    # --- watch events (on the event loop) --------------------------------------------------------
+
+    def on_model_deployment(self, event_type: str | None, body: Json) -> None:
+        key = Key(body["metadata"]["namespace"], body["metadata"]["name"])
+        if event_type == "DELETED":
+            self.cache.drop_model_deployment(key)
+            self.metrics.forget(key)
+        else:
+            self.cache.put_model_deployment(body)
+        self._wake(key)
+
+    def on_owned(self, kind: str, event_type: str | None, body: Json) -> None:
+        owner = (
+            self.cache.drop_owned(kind, body) if event_type == "DELETED" else self.cache.put_owned(kind, body)
+        )
+        if owner is not None:
+            self._wake(owner)
+
+    def _wake(self, key: Key) -> None:
+        waker = self._wakers.get(key)
+        if waker is not None:
+            waker.set()
+
+    # --- the per-object loop (a kopf daemon, so peering pauses it) --------------------------------
+
+    async def steward(self, key: Key, stopped: kopf.DaemonStopped) -> None:
+        """Reconciles `key` until it is deleted or the operator stops or yields to a peer."""
+        waker = self._wakers.setdefault(key, asyncio.Event())
+        failures = 0
+        try:
+            while not stopped:
+                waker.clear()
+                async with self._slots:
+                    started = time.monotonic()
+                    try:
+                        outcome = await asyncio.to_thread(self.reconcile, key)
+                    except Exception:
+                        log.exception("reconcile of %s failed", key)
+                        outcome = Outcome("error", None)
+                    self.metrics.duration.observe(time.monotonic() - started)
+                self.metrics.reconciles.labels(result=outcome.result).inc()
+                if outcome.result == "gone":
+                    return
+                failures = failures + 1 if outcome.result == "error" else 0
+                delay = min(2.0**failures, MAX_BACKOFF_SECONDS) if failures else outcome.requeue_after
+                delay = (
+                    self.config.resync_seconds if delay is None else min(delay, self.config.resync_seconds)
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waker.wait(), timeout=delay)
+        finally:
+            self._wakers.pop(key, None)
+
+    # --- one reconcile (in a worker thread: the kubernetes client blocks) -------------------------
+
+    def reconcile(self, key: Key) -> Outcome:
+        body = self.cache.model_deployment(key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            # Owned objects go with it through their ownerReferences (garbage collection).
+            return Outcome("gone", None)
+        try:
+            md = ModelDeployment.model_validate(body)
+        except ValidationError as error:
+            return self._reject(body, error)
+        now = self._clock()
+        observed = self._observe(key, md)
+        measurements = self._measure(md, now)
+        out = reconcile(
+            ReconcileInput(
+                md=md, observed=observed, measurements=measurements, now=now, config=self.engine_config
+            )
+        )
+        changed = self._apply(key, out, observed)
+        try:
+            wrote = self._write_status(body, md.status, out.status)
+        except Conflict:
+            return Outcome("conflict", CONFLICT_RETRY_SECONDS)
+        if wrote:
+            self._post_events(body, out)
+            for measurement in measurements:
+                self.telemetry.count_measurement(measurement)
+        self.metrics.observe(key, out.status.phase, out.status.canary_weight)
+        return Outcome("changed" if changed or wrote else "unchanged", _requeue_after(md.spec, out, now))
+
+    def _observe(self, key: Key, md: ModelDeployment) -> Observed:
+        deployments: dict[Any, ObservedDeployment] = {}
+        for raw in self.cache.owned(key, "Deployment"):
+            observed = observe_deployment(raw)
+            if observed is not None:
+                deployments[observed.track] = observed
+        route: Json | None = None
+        route_error: str | None = None
+        gateway = md.spec.traffic_routing.gateway_api
+        if gateway is not None:
+            namespace = gateway.namespace or key.namespace
+            try:
+                route = self.kube.get(HTTPROUTE_API_VERSION, "HTTPRoute", namespace, gateway.http_route)
+            except KubeError as error:
+                route_error = f"HTTPRoute {namespace}/{gateway.http_route} could not be read: {error}"
+            else:
+                if route is None:
+                    route_error = f"HTTPRoute {namespace}/{gateway.http_route} not found"
+        return Observed(deployments=deployments, route=route, route_error=route_error)
+
+    def _measure(self, md: ModelDeployment, now: datetime) -> list[Measurement]:
+        """Takes the measurements due now of the running analyses. Without a Prometheus address
+        nothing is measured: the engine then fails the analysis loudly ("no metric provider")."""
+        provider = self._provider(md)
+        if provider is None:
+            return []
+        taken: list[Measurement] = []
+        for run, metrics in _running_analyses(md.spec, md.status):
+            assert run.started_at is not None
+            context = RolloutContext(
+                name=md.metadata.name or "",
+                namespace=md.metadata.namespace or "",
+                canary_revision=md.status.canary_revision or "",
+                stable_revision=md.status.stable_revision or "",
+                analysis=run.name,
+            )
+            for metric in due_metrics(metrics, run.metrics, run.started_at, now):
+                taken.append(provider.measure(metric, context))
+        return taken
+
+    def _provider(self, md: ModelDeployment) -> PrometheusMetricProvider | None:
+        prometheus = md.spec.analysis.prometheus if md.spec.analysis else None
+        address = prometheus.address if prometheus else self.config.prometheus_url
+        if address is None:
+            return None
+        timeout = prometheus.timeout_seconds if prometheus else 10
+        provider = self._providers.get((address, timeout))
+        if provider is None:
+            provider = self._providers[(address, timeout)] = PrometheusMetricProvider(address, timeout)
+        return provider
+
+    def _apply(self, key: Key, out: ReconcileOutput, observed: Observed) -> bool:
+        changed = False
+        for manifest in out.apply:
+            changed |= self._apply_owned(key, manifest)
+        if out.route_patch is not None and observed.route is not None:
+            changed |= self._set_route_weights(out.route_patch, observed.route)
+        for ref in out.delete:
+            if self.cache.owned_object(key, ref.kind, ref.name) is not None or ref.kind not in _WATCHED:
+                self.kube.delete(ref.api_version, ref.kind, ref.namespace, ref.name)
+                changed = True
+        return changed
+
+    def _apply_owned(self, key: Key, manifest: Mapping[str, Any]) -> bool:
+        digest = manifest_hash(manifest)
+        live = self.cache.owned_object(key, manifest["kind"], manifest["metadata"]["name"])
+        if live is not None and live["metadata"].get("annotations", {}).get(APPLIED_HASH) == digest:
+            return False
+        desired = copy.deepcopy(dict(manifest))
+        desired["metadata"].setdefault("annotations", {})[APPLIED_HASH] = digest
+        applied = self.kube.apply(desired)
+        if manifest["kind"] in _WATCHED:
+            self.cache.put_owned(manifest["kind"], applied)
+        return True
+
+    def _set_route_weights(self, patch: Mapping[str, Any], route: Json) -> bool:
+        """Writes the backendRefs of `patch` into the live route's rules, leaving every other field
+        of the route as its owner wrote it (rules are an atomic list: they are written whole)."""
+        rules = copy.deepcopy(route.get("spec", {}).get("rules", []))
+        wanted = patch.get("spec", {}).get("rules", [])
+        if len(wanted) != len(rules):
+            raise ValueError(
+                f"route patch has {len(wanted)} rules but HTTPRoute {route['metadata']['name']} has "
+                f"{len(rules)}; it changed meanwhile"
+            )
+        changed = False
+        for rule, want in zip(rules, wanted, strict=True):
+            if "backendRefs" in want and not _same_list(rule.get("backendRefs", []), want["backendRefs"]):
+                rule["backendRefs"] = want["backendRefs"]
+                changed = True
+        if changed:
+            meta = route["metadata"]
+            self.kube.patch(
+                HTTPROUTE_API_VERSION,
+                "HTTPRoute",
+                meta["namespace"],
+                meta["name"],
+                {"spec": {"rules": rules}},
+                resource_version=meta["resourceVersion"],
+            )
+        return changed
+
+    def _write_status(self, body: Json, old: ModelDeploymentStatus, new: ModelDeploymentStatus) -> bool:
+        if new == old:
+            return False
+        patch = merge_patch(body.get("status") or {}, to_wire(new))
+        if not patch:
+            return False
+        meta = body["metadata"]
+        written = self.kube.patch_model_deployment_status(
+            meta["namespace"], meta["name"], patch, meta["resourceVersion"]
+        )
+        self.cache.put_model_deployment(written)
+        return True
+
+    def _post_events(self, body: Json, out: ReconcileOutput) -> None:
+        for event in out.events:
+            try:
+                self.kube.create_event(body, event.type, event.reason, event.message)
+            except KubeError as error:
+                log.warning(
+                    "could not post event %s on %s: %s", event.reason, body["metadata"]["name"], error
+                )
+
+    def _reject(self, body: Json, error: ValidationError) -> Outcome:
+        """A ModelDeployment the models refuse (e.g. stored before a schema change): Failed, saying
+        which field is wrong and why."""
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}" for issue in error.errors()
+        )
+        message = f"invalid ModelDeployment: {problems}"[:32768]
+        try:
+            old = ModelDeploymentStatus.model_validate(body.get("status") or {})
+        except ValidationError:
+            old = ModelDeploymentStatus()
+        new = old.model_copy(
+            update={
+                "phase": "Failed",
+                "message": message,
+                "observed_generation": body["metadata"].get("generation"),
+            }
+        )
+        try:
+            wrote = self._write_status(body, old, new)
+        except Conflict:
+            return Outcome("conflict", CONFLICT_RETRY_SECONDS)
+        if wrote:
+            self.kube.create_event(body, "Warning", "InvalidSpec", message)
+        return Outcome("error" if wrote else "unchanged", None)
+
+
+# Kinds the operator watches (and so caches); others are read on demand.
+_WATCHED: Final = frozenset({"Deployment", "Service"})
+
+
+def manifest_hash(manifest: Mapping[str, Any]) -> str:
+    """A digest of what the operator wants an object to be (stored on it as an annotation)."""
+    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def observe_deployment(raw: Json) -> ObservedDeployment | None:
+    """An owned Deployment as the engine sees it; None when it carries no track label."""
+    meta = raw.get("metadata", {})
+    template_labels = raw.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
+    labels = {**template_labels, **meta.get("labels", {})}
+    track = labels.get(TRACK_LABEL)
+    if track not in ("stable", "canary"):
+        return None
+    status = raw.get("status", {})
+    return ObservedDeployment(
+        name=meta["name"],
+        track=track,
+        revision=template_labels.get(REVISION_LABEL) or labels.get(REVISION_LABEL),
+        spec_replicas=raw.get("spec", {}).get("replicas", 1),
+        ready_replicas=status.get("readyReplicas", 0),
+        updated_replicas=status.get("updatedReplicas", 0),
+        available_replicas=status.get("availableReplicas", 0),
+        generation=meta.get("generation"),
+        observed_generation=status.get("observedGeneration"),
+    )
+
+
+def _analysis_spec(spec: ModelDeploymentSpec, run: AnalysisRunStatus) -> AnalysisSpec | None:
+    """The part of the spec an analysis run measures."""
+    canary, blue_green = spec.strategy.canary, spec.strategy.blue_green
+    if run.kind == "Step" and canary is not None and run.step_index is not None:
+        steps = canary.steps
+        return steps[run.step_index].analysis if run.step_index < len(steps) else None
+    if run.kind == "Background" and canary is not None:
+        return canary.analysis
+    if run.kind == "PrePromotion" and blue_green is not None:
+        return blue_green.pre_promotion_analysis
+    if run.kind == "PostPromotion" and blue_green is not None:
+        return blue_green.post_promotion_analysis
+    return None
+
+
+def _running_analyses(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus
+) -> list[tuple[AnalysisRunStatus, list[EffectiveMetric]]]:
+    running = []
+    for run in status.analysis_runs:
+        analysis = _analysis_spec(spec, run)
+        if run.phase == "Running" and run.started_at is not None and analysis is not None:
+            metrics = [effective_metric(m, spec.analysis) for m in analysis_metrics(analysis, spec.analysis)]
+            running.append((run, metrics))
+    return running
+
+
+def _requeue_after(spec: ModelDeploymentSpec, out: ReconcileOutput, now: datetime) -> float | None:
+    """When to look again without an event: the engine's wish, or the next measurement due."""
+    delays = [out.requeue_after] if out.requeue_after is not None else []
+    for run, metrics in _running_analyses(spec, out.status):
+        assert run.started_at is not None
+        due = next_wakeup(metrics, run.metrics, run.started_at)
+        if due is not None:
+            delays.append(max((due - now).total_seconds(), 0.0))
+    return min(delays, default=None)
+
+
+def _same_list(live: list[Any], wanted: list[Any]) -> bool:
+    """Whether the live list already says what `wanted` says (the API server adds defaults, such
+    as a backendRef's `kind: Service` and `weight: 1`, which `wanted` may leave out)."""
+    return len(live) == len(wanted) and all(_covers(a, b) for a, b in zip(live, wanted, strict=True))
+
+
+def _covers(live: Any, wanted: Any) -> bool:
+    if isinstance(wanted, Mapping):
+        return isinstance(live, Mapping) and all(k in live and _covers(live[k], v) for k, v in wanted.items())
+    if isinstance(wanted, list):
+        return isinstance(live, list) and _same_list(live, wanted)
+    return bool(live == wanted)

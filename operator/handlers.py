@@ -1,0 +1,80 @@
+"""The kopf handlers: thin glue between kopf's watches and the `Controller`.
+
+Only watch-event handlers and one daemon per ModelDeployment are registered, never create/update
+handlers: kopf then keeps no state of its own on our objects (no progress annotations, no
+`status.<handler>`), and all rollout progress stays in our typed `status`. The daemon is what
+makes peering safe: kopf stops it when another replica takes over, so two operators never both
+act. It also costs one finalizer per ModelDeployment, which kopf removes once the daemon has
+stopped; the owned objects are deleted by garbage collection through their ownerReferences.
+
+Runs under `modelramp operator` (see `main`) or `kopf run -m modelramp.operator.handlers`, which
+reads its settings from MODELRAMP_* environment variables.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from prometheus_client import start_http_server
+
+from modelramp.operator.analysis.telemetry import AnalysisTelemetry
+from modelramp.operator.api.resource import GROUP, PLURAL, VERSION
+from modelramp.operator.cache import Key
+from modelramp.operator.config import OperatorConfig, load
+from modelramp.operator.controller import Controller
+from modelramp.operator.kube import Kube, connect
+from modelramp.operator.metrics import OperatorMetrics
+
+_config: OperatorConfig | None = None
+
+
+def configure(config: OperatorConfig) -> None:
+    """Set by `modelramp operator` before kopf starts; `kopf run` falls back to the environment."""
+    global _config  # noqa: PLW0603 - kopf handlers reach the start-up config only through the module
+    _config = config
+
+
+def _controller(memo: kopf.Memo) -> Controller:
+    controller: Controller = memo["controller"]
+    return controller
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+    config = _config or load([])
+    # Our Events are posted by the controller, only on rollout transitions; kopf's own per-handler
+    # events would be API writes on every watch event.
+    settings.posting.enabled = False
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 60
+    metrics, telemetry = OperatorMetrics(), AnalysisTelemetry()
+    if config.metrics_port is not None:
+        start_http_server(config.metrics_port, addr=config.metrics_host)
+        logger.info("operator metrics on http://%s:%d/metrics", config.metrics_host, config.metrics_port)
+    memo["controller"] = Controller(Kube(connect()), config, metrics, telemetry)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def model_deployment_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Spec and status changes alike (manual controls live in status) wake the rollout."""
+    _controller(memo).on_model_deployment(event["type"], dict(event["object"]))
+
+
+@kopf.on.event("apps", "v1", "deployments")
+async def deployment_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Pods becoming ready (seen on the owned Deployment's status) move the rollout on."""
+    _controller(memo).on_owned("Deployment", event["type"], dict(event["object"]))
+
+
+@kopf.on.event("", "v1", "services")
+async def service_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Keeps the cache of owned Services, so a deleted or edited one is put back."""
+    _controller(memo).on_owned("Service", event["type"], dict(event["object"]))
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
+async def steward(name: str, namespace: str, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
+    """Reconciles one ModelDeployment for as long as it exists and this replica leads."""
+    await _controller(memo).steward(Key(namespace, name), stopped)
