@@ -40,7 +40,9 @@ HERE_VENV = Path(sys.prefix)
 class MLP(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.layers = nn.Sequential(nn.Linear(32, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+        self.layers = nn.Sequential(
+            nn.Linear(32, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
@@ -69,7 +71,9 @@ class ResNet18(nn.Module):
 
     def __init__(self, classes: int = 10) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+        )
         widths = [(64, 64, 1), (64, 128, 2), (128, 256, 2), (256, 512, 2)]
         self.stages = nn.Sequential(*(nn.Sequential(Block(i, o, s), Block(o, o, 1)) for i, o, s in widths))
         self.head = nn.Linear(512, classes)
@@ -105,7 +109,9 @@ def free_port() -> int:
 # ---- load generator: raw HTTP/1.1 over asyncio streams, keep-alive, no client library overhead --
 
 
-async def _one_connection(port: int, request: bytes, stop_at: float, latencies: list[float], errors: list[int]) -> None:
+async def _one_connection(
+    port: int, request: bytes, stop_at: float, latencies: list[float], errors: list[int]
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while time.perf_counter() < stop_at:
@@ -128,22 +134,34 @@ async def _load(port: int, request: bytes, concurrency: int, seconds: float) -> 
     latencies: list[float] = []
     errors: list[int] = []
     stop_at = time.perf_counter() + seconds
-    await asyncio.gather(*(_one_connection(port, request, stop_at, latencies, errors) for _ in range(concurrency)))
+    await asyncio.gather(
+        *(_one_connection(port, request, stop_at, latencies, errors) for _ in range(concurrency))
+    )
     return latencies, len(errors)
 
 
 def http_request(path: str, body: dict[str, object]) -> bytes:
     payload = json.dumps(body).encode()
-    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n"
+    )
     return head.encode() + payload
 
 
-def measure(server: str, case: str, port: int, request: bytes, concurrency: int, seconds: float) -> Result:
+def measure(server: str, case: str, *, port: int, request: bytes, concurrency: int, seconds: float) -> Result:
     asyncio.run(_load(port, request, concurrency, min(1.0, seconds)))  # warm-up
     latencies, errors = asyncio.run(_load(port, request, concurrency, seconds))
     ordered = np.sort(latencies) * 1000
-    return Result(server, case, concurrency, len(latencies) / seconds, float(np.percentile(ordered, 50)),
-                  float(np.percentile(ordered, 99)), errors)  # fmt: skip
+    return Result(
+        server,
+        case,
+        concurrency,
+        len(latencies) / seconds,
+        float(np.percentile(ordered, 50)),
+        float(np.percentile(ordered, 99)),
+        errors,
+    )
 
 
 # ---- the servers --------------------------------------------------------------------------
@@ -175,16 +193,51 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def start_modelramp(path: Path, case: Case, port: int, log: Path) -> subprocess.Popen[bytes]:
-    command = [str(HERE_VENV / "bin" / "modelramp"), "serve", "--model-uri", str(path), "--format", "torchscript",
-               "--input-shape", ",".join(map(str, case.row_shape)), "--host", "127.0.0.1", "--port", str(port),
-               "--device", "cpu", "--log-level", "warning", "--max-body-bytes", str(64 << 20)]  # fmt: skip
-    return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=os.environ | {"PYTHONSAFEPATH": "1"})
+    command = [
+        str(HERE_VENV / "bin" / "modelramp"),
+        "serve",
+        "--model-uri",
+        str(path),
+        "--format",
+        "torchscript",
+        "--input-shape",
+        ",".join(map(str, case.row_shape)),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
+        "--log-level",
+        "warning",
+        "--max-body-bytes",
+        str(64 << 20),
+    ]
+    return subprocess.Popen(
+        command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=os.environ | {"PYTHONSAFEPATH": "1"}
+    )
 
 
 def start_mlflow(model_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    command = [str(HERE_VENV / "bin" / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local",
-               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-    return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=os.environ | {"PYTHONSAFEPATH": "1"})
+    command = [
+        str(HERE_VENV / "bin" / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        str(model_dir),
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    # MLflow starts `uvicorn` by name: our venv's bin must be on PATH.
+    environ = os.environ | {
+        "PYTHONSAFEPATH": "1",
+        "PATH": f"{HERE_VENV / 'bin'}:{os.environ.get('PATH', '')}",
+    }
+    return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=environ)
 
 
 KSERVE_SERVER = """
@@ -220,8 +273,13 @@ def ensure_kserve() -> Path | None:
 def start_kserve(python: Path, path: Path, port: int, work: Path, log: Path) -> subprocess.Popen[bytes]:
     script = work / "kserve_server.py"
     script.write_text(KSERVE_SERVER)
-    return subprocess.Popen([str(python), str(script), str(path), str(port)], stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT, cwd=work, env=os.environ | {"PYTHONSAFEPATH": "1"})  # fmt: skip
+    return subprocess.Popen(
+        [str(python), str(script), str(path), str(port)],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=work,
+        env=os.environ | {"PYTHONSAFEPATH": "1"},
+    )
 
 
 def raw_batched(model: nn.Module, case: Case, batch: int, seconds: float) -> Result:
@@ -238,8 +296,15 @@ def raw_batched(model: nn.Module, case: Case, batch: int, seconds: float) -> Res
             rows += batch
     elapsed = time.perf_counter() - started
     ordered = np.sort(times) * 1000
-    return Result("raw model(x)", case.name, batch, rows / elapsed, float(np.percentile(ordered, 50)),
-                  float(np.percentile(ordered, 99)), 0)  # fmt: skip
+    return Result(
+        "raw model(x)",
+        case.name,
+        batch,
+        rows / elapsed,
+        float(np.percentile(ordered, 50)),
+        float(np.percentile(ordered, 99)),
+        0,
+    )
 
 
 def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Path | None) -> list[Result]:
@@ -256,14 +321,28 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
     row = np.random.default_rng(0).normal(size=case.row_shape).round(4).tolist()
     oip = {"inputs": [{"name": "input-0", "shape": [1, *case.row_shape], "datatype": "FP32", "data": [row]}]}
     servers: list[tuple[str, Callable[[int, Path], subprocess.Popen[bytes]], str, bytes]] = [
-        ("modelramp", lambda port, log: start_modelramp(script_path, case, port, log), "/v2/health/ready",
-         http_request("/v2/models/model/infer", oip)),
-        ("mlflow serve", lambda port, log: start_mlflow(mlflow_dir, port, log), "/ping",
-         http_request("/invocations", {"inputs": [row]})),
-    ]  # fmt: skip
+        (
+            "modelramp",
+            lambda port, log: start_modelramp(script_path, case, port, log),
+            "/v2/health/ready",
+            http_request("/v2/models/model/infer", oip),
+        ),
+        (
+            "mlflow serve",
+            lambda port, log: start_mlflow(mlflow_dir, port, log),
+            "/ping",
+            http_request("/invocations", {"inputs": [row]}),
+        ),
+    ]
     if kserve_python is not None:
-        servers.append(("kserve", lambda port, log: start_kserve(kserve_python, script_path, port, work, log),
-                        "/v1/models/model", http_request("/v1/models/model:predict", {"instances": [row]})))  # fmt: skip
+        servers.append(
+            (
+                "kserve",
+                lambda port, log: start_kserve(kserve_python, script_path, port, work, log),
+                "/v1/models/model",
+                http_request("/v1/models/model:predict", {"instances": [row]}),
+            )
+        )
     results = [raw_batched(model, case, args.raw_batch, args.seconds)]
     for name, start, ready_path, request in servers:
         port = free_port()
@@ -272,8 +351,20 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
         try:
             wait_ready(process, port, ready_path)
             for concurrency in args.concurrency:
-                results.append(measure(name, case.name, port, request, concurrency, args.seconds))
-                print(f"  {case.name} {name} c={concurrency}: {results[-1].throughput:.0f} req/s", file=sys.stderr)
+                results.append(
+                    measure(
+                        name,
+                        case.name,
+                        port=port,
+                        request=request,
+                        concurrency=concurrency,
+                        seconds=args.seconds,
+                    )
+                )
+                print(
+                    f"  {case.name} {name} c={concurrency}: {results[-1].throughput:.0f} req/s",
+                    file=sys.stderr,
+                )
         except RuntimeError as error:
             print(f"  {name} failed: {error}; see {log}", file=sys.stderr)
         finally:
@@ -281,13 +372,31 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
     return results
 
 
+def _ratio(ours: Result, other: Result | None) -> str:
+    return f"{ours.throughput / other.throughput:.2f}x" if other and other.throughput else "n/a"
+
+
+def _p99(ours: Result, other: Result | None) -> str:
+    return f"{ours.p99_ms / other.p99_ms:.2f}" if other and other.p99_ms else "n/a"
+
+
 def report(results: list[Result]) -> str:
-    lines = ["| model | server | concurrency | req/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | server | concurrency | req/s | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         label = f"batch {r.concurrency}" if r.server.startswith("raw") else str(r.concurrency)
-        lines.append(f"| {r.case} | {r.server} | {label} | {r.throughput:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} |")
-    lines += ["", "| model | concurrency | vs MLflow (goal >= 3x) | vs KServe (goal >= 1.5x) | vs raw (goal >= 0.7) | p99 vs MLflow / KServe |",
-              "|---|---|---|---|---|---|"]  # fmt: skip
+        lines.append(
+            f"| {r.case} | {r.server} | {label} | {r.throughput:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f}"
+            f" | {r.errors} |"
+        )
+    lines += [
+        "",
+        "| model | concurrency | vs MLflow (goal >= 3x) | vs KServe (goal >= 1.5x) | vs raw (goal >= 0.7)"
+        " | p99 vs MLflow / KServe |",
+        "|---|---|---|---|---|---|",
+    ]
     by_key = {(r.case, r.server, r.concurrency): r for r in results}
     raws = {r.case: r for r in results if r.server.startswith("raw")}
     for r in results:
@@ -295,16 +404,12 @@ def report(results: list[Result]) -> str:
             continue
         mlflow_r = by_key.get((r.case, "mlflow serve", r.concurrency))
         kserve_r = by_key.get((r.case, "kserve", r.concurrency))
-
-        def ratio(other: Result | None) -> str:
-            return f"{r.throughput / other.throughput:.2f}x" if other and other.throughput else "n/a"
-
-        def p99(other: Result | None) -> str:
-            return f"{r.p99_ms / other.p99_ms:.2f}" if other and other.p99_ms else "n/a"
-
         raw = raws[r.case]
-        lines.append(f"| {r.case} | {r.concurrency} | {ratio(mlflow_r)} | {ratio(kserve_r)} | {r.throughput / raw.throughput:.2f} |"
-                     f" {p99(mlflow_r)} / {p99(kserve_r)} |")  # fmt: skip
+        lines.append(
+            f"| {r.case} | {r.concurrency} | {_ratio(r, mlflow_r)} | {_ratio(r, kserve_r)}"
+            f" | {r.throughput / raw.throughput:.2f} |"
+            f" {_p99(r, mlflow_r)} / {_p99(r, kserve_r)} |"
+        )
     return "\n".join(lines)
 
 
@@ -312,19 +417,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="measurement time per point")
     parser.add_argument("--concurrency", default="1,8,32", help="comma-separated client concurrencies")
-    parser.add_argument("--image-size", type=int, default=64, help="CNN input height/width (224 for ImageNet)")
-    parser.add_argument("--raw-batch", type=int, default=32, help="batch of the raw forward (the server's max batch)")
+    parser.add_argument(
+        "--image-size", type=int, default=64, help="CNN input height/width (224 for ImageNet)"
+    )
+    parser.add_argument(
+        "--raw-batch", type=int, default=32, help="batch of the raw forward (the server's max batch)"
+    )
     parser.add_argument("--models", default="mlp,resnet18", help="which of mlp,resnet18")
     parser.add_argument("--no-kserve", action="store_true", help="skip KServe (no venv to build)")
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
-    cases = {"mlp": Case("mlp", MLP(), (32,)), "resnet18": Case("resnet18", ResNet18(), (3, args.image_size, args.image_size))}
+    cases = {
+        "mlp": Case("mlp", MLP(), (32,)),
+        "resnet18": Case("resnet18", ResNet18(), (3, args.image_size, args.image_size)),
+    }
     kserve_python = None if args.no_kserve else ensure_kserve()
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="modelramp-bench-") as tmp:
         for name in args.models.split(","):
             results += run_case(cases[name], args, Path(tmp), kserve_python)
-    print(f"\n{os.cpu_count()} CPUs, torch {torch.__version__}, {args.seconds}s per point, one row per request\n")
+    print(
+        f"\n{os.cpu_count()} CPUs, torch {torch.__version__}, {args.seconds}s per point,"
+        " one row per request\n"
+    )
     print(report(results))
     return 0
 

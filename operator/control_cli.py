@@ -2,8 +2,9 @@
 
 GitOps-safe, like Argo Rollouts: the one-shot requests (promote, promote --full, abort, retry) are
 written to the status subresource, which Argo CD never diffs and the operator clears once it has
-acted; only pause/resume touch the spec (`spec.paused`), as a user would in Git. Nothing here
-decides anything: the operator does, on its next reconcile.
+acted; only pause/resume touch the spec (`spec.paused`), as a user would in Git. Each command
+writes what the Argo CD action of the same name writes. Nothing here decides anything: the
+operator does, on its next reconcile.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import Any
 import kubernetes
 from pydantic import ValidationError
 
-from modelramp.operator.api import KIND, ModelDeployment, ModelDeploymentStatus
+from modelramp.operator.api import API_VERSION, KIND, ModelDeployment, ModelDeploymentStatus
 from modelramp.operator.api.spec import CanaryStep
-from modelramp.operator.kube import Kube, KubeError, connect
+from modelramp.operator.kube import Conflict, Kube, KubeError, connect
 
 FIELD_MANAGER = "modelramp-cli"
 
@@ -68,51 +69,75 @@ def _run(argv: Sequence[str], command: str, description: str, act: Callable[...,
     return 0
 
 
-def _request(kube: Kube, namespace: str, name: str, status_patch: dict[str, Any]) -> None:
-    _read(kube, namespace, name)
-    kube.patch_model_deployment_status(namespace, name, status_patch, resource_version=None)
+def _patch_status(
+    kube: Kube, body: dict[str, Any], status_patch: dict[str, Any], *, guarded: bool = False
+) -> None:
+    """Writes `status_patch`; `guarded` ones fail (rather than apply twice) if the object changed
+    since it was read."""
+    meta = body["metadata"]
+    version = meta["resourceVersion"] if guarded else None
+    try:
+        kube.patch_model_deployment_status(meta["namespace"], meta["name"], status_patch, version)
+    except Conflict as error:
+        raise CliError(
+            f"{meta['namespace']}/{meta['name']} changed meanwhile; look again and retry"
+        ) from error
 
 
-def _set_paused(kube: Kube, namespace: str, name: str, paused: bool) -> None:
-    _read(kube, namespace, name)
-    kube.patch(
-        "modelramp.dev/v1alpha1", KIND, namespace, name, {"spec": {"paused": paused}}, resource_version=None
-    )
+def _patch_spec(kube: Kube, body: dict[str, Any], spec_patch: dict[str, Any]) -> None:
+    meta = body["metadata"]
+    kube.patch(API_VERSION, KIND, meta["namespace"], meta["name"], {"spec": spec_patch})
+
+
+# Each action writes what the Argo CD resource action of the same name writes
+# (manifests/argocd/argocd-cm.yaml), so a rollout means the same whichever tool drives it.
 
 
 def _promote(kube: Kube, namespace: str, name: str, args: argparse.Namespace) -> str:
     body = _read(kube, namespace, name)
     status = body.get("status") or {}
+    if args.full:
+        # The latest intent wins: a full promotion overrides an earlier abort.
+        _patch_status(kube, body, {"promoteFull": True, "abort": False})
+        return f"{namespace}/{name}: full promotion requested (remaining steps and analyses skipped)"
     if not status.get("canaryRevision"):
         raise CliError(f"{namespace}/{name} has no rollout in progress; nothing to promote")
-    if args.full:
-        _request(kube, namespace, name, {"promoteFull": True})
-        return f"{namespace}/{name}: full promotion requested (remaining steps and analyses skipped)"
-    _request(kube, namespace, name, {"promote": True})
-    return f"{namespace}/{name}: promotion to the next step requested"
+    if status.get("abort"):
+        raise CliError(f"{namespace}/{name} is aborted: use `modelramp retry` or `modelramp promote --full`")
+    if status.get("pauseConditions"):
+        _patch_status(kube, body, {"pauseConditions": None}, guarded=True)
+        return f"{namespace}/{name}: pause ended"
+    step = status.get("currentStepIndex") or 0
+    _patch_status(kube, body, {"currentStepIndex": step + 1}, guarded=True)
+    return f"{namespace}/{name}: step {step} skipped"
 
 
 def _abort(kube: Kube, namespace: str, name: str, _: argparse.Namespace) -> str:
-    _request(kube, namespace, name, {"abort": True})
+    _patch_status(kube, _read(kube, namespace, name), {"abort": True})
     return f"{namespace}/{name}: abort requested (all traffic back to stable)"
 
 
 def _retry(kube: Kube, namespace: str, name: str, _: argparse.Namespace) -> str:
-    status = _read(kube, namespace, name).get("status") or {}
-    if not status.get("abort") and status.get("phase") != "RolledBack":
+    body = _read(kube, namespace, name)
+    status = body.get("status") or {}
+    if not status.get("abort") and status.get("phase") not in ("RolledBack", "Failed"):
         raise CliError(f"{namespace}/{name} is not aborted or rolled back; nothing to retry")
-    _request(kube, namespace, name, {"abort": False})
+    _patch_status(kube, body, {"abort": False, "abortedAt": None})
     return f"{namespace}/{name}: retry requested (the rollout restarts from its first step)"
 
 
 def _pause(kube: Kube, namespace: str, name: str, _: argparse.Namespace) -> str:
-    _set_paused(kube, namespace, name, True)
+    _patch_spec(kube, _read(kube, namespace, name), {"paused": True})
     return f"{namespace}/{name}: paused (spec.paused=true)"
 
 
 def _resume(kube: Kube, namespace: str, name: str, _: argparse.Namespace) -> str:
-    _set_paused(kube, namespace, name, False)
-    return f"{namespace}/{name}: resumed (spec.paused=false)"
+    body = _read(kube, namespace, name)
+    if (body.get("spec") or {}).get("paused"):
+        _patch_spec(kube, body, {"paused": None})
+    if (body.get("status") or {}).get("pauseConditions"):
+        _patch_status(kube, body, {"pauseConditions": None})
+    return f"{namespace}/{name}: resumed (spec.paused cleared, pauses ended)"
 
 
 def _status(kube: Kube, namespace: str, name: str, _: argparse.Namespace) -> str:

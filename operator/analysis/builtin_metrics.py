@@ -22,7 +22,6 @@ from modelramp.operator.analysis.context import Judgement, QueryResult, RolloutC
 from modelramp.operator.analysis.templating import prometheus_duration
 from modelramp.operator.api.analysis import BuiltinMetric, EffectiveMetric
 
-DEFAULT_MIN_SAMPLES = 50
 # Query roles: each builtin names the queries it needs and reads their results by these names.
 VALUE = "value"
 SAMPLES = "samples"
@@ -49,9 +48,9 @@ def judge_builtin(
     metric: EffectiveMetric,
     queries: Mapping[str, str],
     results: Mapping[str, QueryResult],
-    min_samples: int = DEFAULT_MIN_SAMPLES,
 ) -> Judgement:
     builtin = metric.metric.builtin
+    min_samples = metric.min_samples
     window = prometheus_duration(metric.interval_seconds)
     if builtin == "error-rate":
         requests = _sum_by_track(results[VALUE], lambda _: True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from modelramp.operator.analysis.builtin_metrics import DEFAULT_MIN_SAMPLES, builtin_queries, judge_builtin
+from modelramp.operator.analysis.builtin_metrics import builtin_queries, judge_builtin
 from modelramp.operator.analysis.context import Judgement, QueryResult, RolloutContext
 from modelramp.operator.analysis.query_metric import conditions_of, judge_query
 from modelramp.operator.analysis.templating import check_template, render_query, template_variables
@@ -33,11 +33,10 @@ def judge(
     metric: EffectiveMetric,
     queries: Mapping[str, str],
     results: Mapping[str, QueryResult],
-    min_samples: int = DEFAULT_MIN_SAMPLES,
 ) -> Judgement:
     """The verdict on the results of `plan_queries`' queries (same roles)."""
     if metric.metric.builtin is not None:
-        return judge_builtin(metric, queries, results, min_samples)
+        return judge_builtin(metric, queries, results)
     return judge_query(metric.metric, queries[QUERY], results[QUERY])
 
 

@@ -39,5 +39,7 @@ def to_measurement(
         stable_value=judgement.stable_value,
         verdict=judgement.verdict,
         time=time,
+        query=judgement.query[:4096] or None,
+        threshold=judgement.threshold,
         message=message[:4096],
     )

@@ -25,6 +25,7 @@ DEFAULT_INTERVAL = "1m"
 DEFAULT_FAILURE_LIMIT = 0
 DEFAULT_INCONCLUSIVE_LIMIT = 0
 DEFAULT_CONSECUTIVE_ERROR_LIMIT = 4
+DEFAULT_MIN_SAMPLES = 50
 
 CelExpression = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
@@ -122,6 +123,15 @@ class Metric(ApiModel):
     initial_delay: Duration | None = Field(
         default=None, description="Wait this long after the analysis starts before the first measurement."
     )
+    min_samples: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description=(
+            f"Builtin metrics only: fewer canary requests (predictions, for prediction-drift) than this "
+            f"in the window make the measurement Inconclusive, never a pass. Default {DEFAULT_MIN_SAMPLES}."
+        ),
+    )
     count: int | None = Field(
         default=None,
         ge=1,
@@ -148,7 +158,8 @@ class Metric(ApiModel):
         ge=0,
         le=1000,
         description=(
-            "Consecutive measurement errors (query failed, no data) tolerated; one more makes the "
+            "Consecutive measurement errors (query failed, Prometheus unreachable, timeout) tolerated; "
+            "one more makes the "
             "analysis Error. Errors never count as failures."
         ),
     )
@@ -245,6 +256,7 @@ class EffectiveMetric:
     failure_limit: int
     inconclusive_limit: int
     consecutive_error_limit: int
+    min_samples: int
 
 
 def analysis_metrics(analysis: AnalysisSpec, defaults: AnalysisDefaults | None) -> list[Metric]:
@@ -272,4 +284,5 @@ def effective_metric(metric: Metric, defaults: AnalysisDefaults | None) -> Effec
             if metric.consecutive_error_limit is not None
             else base.consecutive_error_limit
         ),
+        min_samples=metric.min_samples if metric.min_samples is not None else DEFAULT_MIN_SAMPLES,
     )

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 
 from modelramp.operator.api.base import ListMapKey, StatusModel
+from modelramp.operator.api.spec import ModelSource, ServingSpec
 
 Phase = Literal[
     "Initializing", "Progressing", "Paused", "Promoting", "Healthy", "Degraded", "RolledBack", "Failed"
@@ -91,8 +92,23 @@ class Measurement(StatusModel):
     stable_value: float | None = Field(
         default=None, description="The stable track's value over the same window, for relative metrics."
     )
-    verdict: Verdict = Field(description="Successful, Failed, Inconclusive or Error (no usable data).")
+    verdict: Verdict = Field(
+        description=(
+            "Successful, Failed, Inconclusive (no data, too few samples) or Error (the query failed, "
+            "Prometheus unreachable, timeout)."
+        )
+    )
     time: datetime = Field(description="When it was taken.")
+    query: str | None = Field(
+        default=None, max_length=4096, description="The query as run, variables substituted."
+    )
+    threshold: float | None = Field(
+        default=None,
+        description=(
+            "The limit the value was judged against (for maxRatioToStable the effective limit, "
+            "min(threshold, ratio x stable value))."
+        ),
+    )
     message: str | None = Field(
         default=None,
         max_length=4096,
@@ -105,7 +121,11 @@ class MetricResult(StatusModel):
 
     name: str = Field(max_length=63, description="Metric name.")
     phase: AnalysisPhase = Field(default="Running", description="The metric's verdict so far.")
-    count: int = Field(default=0, ge=0, description="Measurements taken.")
+    count: int = Field(
+        default=0,
+        ge=0,
+        description="Measurements taken that returned data (errors are retried and not counted).",
+    )
     successful: int = Field(default=0, ge=0, description="Successful measurements.")
     failed: int = Field(default=0, ge=0, description="Failed measurements.")
     inconclusive: int = Field(default=0, ge=0, description="Inconclusive measurements.")
@@ -147,6 +167,20 @@ class BlueGreenStatus(StatusModel):
             "When traffic switched to the new revision; scaleDownDelaySeconds and the post-promotion "
             "analysis count from here."
         ),
+    )
+
+
+class RevisionTemplate(StatusModel):
+    """The parts of the spec that make a revision, kept for the stable one.
+
+    While a new revision rolls out, spec already describes it; the stable Deployment is rebuilt
+    from this copy (the live Deployment may have been deleted), so no rollout state lives anywhere
+    but status.
+    """
+
+    model: ModelSource = Field(description="spec.model of the stable revision.")
+    serving: ServingSpec = Field(
+        description="spec.serving of the stable revision (serving.image filled in with the operator's default)."
     )
 
 
@@ -194,15 +228,26 @@ class ModelDeploymentStatus(StatusModel):
     abort: bool = Field(
         default=False,
         description=(
-            "Set (by `modelramp abort`) to send all traffic to stable; cleared by retry or a new revision."
+            "Set by `modelramp abort` and by an automatic rollback: all traffic goes to stable. Clear "
+            "it (`modelramp retry`) to restart the rollout from the first step; a new revision clears it."
         ),
     )
     aborted_at: datetime | None = Field(default=None, description="When the rollout was aborted.")
+    promote: bool = Field(
+        default=False,
+        description=(
+            "Set (by `modelramp promote`) to end the current pause or step now (a step analysis is "
+            "stopped and counted as passed); the operator clears it once acted on."
+        ),
+    )
     promote_full: bool = Field(
         default=False,
         description="Set (by `modelramp promote --full`) to skip the remaining steps and analyses.",
     )
     blue_green: BlueGreenStatus | None = Field(default=None, description="Blue-green timings.")
+    stable_template: RevisionTemplate | None = Field(
+        default=None, description="Model and serving sections of the stable revision."
+    )
     rollout_start_time: datetime | None = Field(default=None, description="When the current rollout began.")
     last_progress_time: datetime | None = Field(
         default=None,

@@ -22,12 +22,7 @@ from __future__ import annotations
 import math
 
 from modelramp.operator.api.types import IntOrPercent
-
-
-def canary_replicas(total: int, weight: int) -> int:
-    """Pods the canary needs to take `weight` percent of the traffic."""
-    _check(total, weight)
-    return math.ceil(total * weight / 100)
+from modelramp.operator.routers.replica_ratio import ReplicaRatioRouter, ReplicaSplit, canary_replicas
 
 
 def ratio_stable_replicas(total: int, weight: int) -> int:
@@ -37,15 +32,15 @@ def ratio_stable_replicas(total: int, weight: int) -> int:
 
 def dynamic_stable_replicas(total: int, weight: int) -> int:
     """Stable pods under a traffic router with dynamicStableScale: enough for its own share."""
-    _check(total, weight)
-    return math.ceil(total * (100 - weight) / 100)
+    return canary_replicas(total, 100 - weight)
 
 
 def published_ratio_weight(total: int, weight: int) -> int:
-    """The canary's share of the traffic (percent, rounded) when the pods are split for `weight`."""
-    if total == 0:
-        return 0
-    return round(100 * canary_replicas(total, weight) / total)
+    """The canary's share of the traffic (percent, rounded) when the pods are split for `weight`;
+    0 without pods."""
+    router = ReplicaRatioRouter()
+    given = router.weights(router.desired_route(ReplicaSplit(total, 0), "", "", weight), "", "")
+    return given.canary if given else 0
 
 
 def surge_pods(total: int, max_surge: IntOrPercent) -> int:
@@ -68,10 +63,3 @@ def ratio_stable_during_shift(total: int, from_weight: int, to_weight: int, max_
     return max(
         ratio_stable_replicas(total, to_weight), min(ratio_stable_replicas(total, from_weight), budget)
     )
-
-
-def _check(total: int, weight: int) -> None:
-    if total < 0:
-        raise ValueError(f"replicas must be >= 0, got {total}")
-    if not 0 <= weight <= 100:
-        raise ValueError(f"weight must be within 0..100, got {weight}")

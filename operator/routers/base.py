@@ -27,6 +27,6 @@ class TrafficRouter(Protocol[RouteT]):
         """What to write so that `weight` percent goes to the `canary` backend, the rest to `stable`."""
         ...
 
-    def weights(self, route: RouteT) -> Weights | None:
+    def weights(self, route: RouteT, stable: str, canary: str) -> Weights | None:
         """The weights the routing object gives now; None when it doesn't route to our backends."""
         ...

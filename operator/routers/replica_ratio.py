@@ -1,20 +1,18 @@
 """The replica ratio router: no mesh, one Service in front of both tracks, traffic follows pods.
 
-The routing object is the split of pods between the tracks; `<name>` selects the pods of both, so
-a canary of 1 pod beside 2 stable pods takes a third of the requests (kube-proxy balances per
-connection, so the split holds on average, not per request). Blue-green instead points `<name>` at
-one track (`service_selector`), since a preview must take no traffic.
+The routing object is the split of pods between the tracks: the `<name>` Service selects the pods
+of both, so a canary of 1 pod beside 2 stable pods takes a third of the requests (kube-proxy
+balances per connection, so the split holds on average, not per request). The canary gets
+ceil(total x weight / 100) pods, so it never takes less than asked; the weight it really gets
+is what `weights` reports.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
-from modelramp.operator.rollout.replicas import canary_replicas
 from modelramp.operator.routers.base import Weights
-
-NAME_LABEL = "modelramp.dev/name"
-TRACK_LABEL = "modelramp.dev/track"
 
 
 class ReplicaSplit(NamedTuple):
@@ -24,24 +22,25 @@ class ReplicaSplit(NamedTuple):
     canary: int
 
 
+def canary_replicas(total: int, weight: int) -> int:
+    """Pods out of `total` the canary needs to take `weight` percent of the traffic."""
+    if total < 0:
+        raise ValueError(f"replicas must be >= 0, got {total}")
+    if not 0 <= weight <= 100:
+        raise ValueError(f"weight must be within 0..100, got {weight}")
+    return math.ceil(total * weight / 100)
+
+
 class ReplicaRatioRouter:
-    """`TrafficRouter[ReplicaSplit]`: splits the same total number of pods by weight."""
+    """`TrafficRouter[ReplicaSplit]`: splits the same number of pods by weight."""
 
     def desired_route(self, route: ReplicaSplit, stable: str, canary: str, weight: int) -> ReplicaSplit:
         total = route.stable + route.canary
         wanted = canary_replicas(total, weight)
         return ReplicaSplit(stable=total - wanted, canary=wanted)
 
-    def weights(self, route: ReplicaSplit) -> Weights | None:
+    def weights(self, route: ReplicaSplit, stable: str, canary: str) -> Weights | None:
         total = route.stable + route.canary
         if total == 0:
             return None
         return Weights.of_canary(round(100 * route.canary / total))
-
-
-def service_selector(name: str, active: str | None) -> dict[str, str]:
-    """Selector of the `<name>` Service: every track's pods, or only `active`'s."""
-    selector = {NAME_LABEL: name}
-    if active is not None:
-        selector[TRACK_LABEL] = active
-    return selector

@@ -27,6 +27,7 @@ def limits(
         failure_limit=failure,
         inconclusive_limit=inconclusive,
         consecutive_error_limit=consecutive_error,
+        min_samples=50,
     )
 
 

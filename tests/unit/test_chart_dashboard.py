@@ -1,8 +1,8 @@
 """The Grafana dashboard and the alert rules only query metrics that exist.
 
 The contract: the serving metrics in docs/architecture.md and the operator metrics in
-docs/install.md, both as bullets "- `name{labels}` type" (labels optional). A renamed metric fails here instead of
-leaving an empty panel or an alert that can never fire.
+docs/install.md, both as bullets "- `name{labels}` type" (labels optional). A renamed metric fails
+here instead of leaving an empty panel or an alert that can never fire.
 """
 
 from __future__ import annotations

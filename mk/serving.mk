@@ -1,0 +1,16 @@
+# Serving runtime targets (issue 5). PY, PYTHONSAFEPATH and MODELRAMP_CACHE come from the Makefile.
+.PHONY: test-serving test-serving-gpu lint-serving bench-serving
+
+test-serving: ## serving tests: real models served over loopback HTTP (GPU test skips without CUDA)
+	$(PY) -m pytest tests/serving -q
+
+test-serving-gpu: ## only the CUDA path of the server (run on a GPU machine)
+	$(PY) -m pytest tests/serving -q -m gpu
+
+lint-serving: ## ruff and mypy --strict for the serving package, its tests and its benchmark
+	$(VENV)/bin/ruff check serving tests/serving bench/serving.py
+	$(VENV)/bin/ruff format --check serving tests/serving bench/serving.py
+	$(VENV)/bin/mypy serving
+
+bench-serving: ## modelramp serve vs mlflow models serve vs KServe vs raw forward (minutes; not a test)
+	$(PY) bench/serving.py

@@ -1,0 +1,197 @@
+"""Pure builders of the objects a ModelDeployment owns (`get_*`, as in crate-operator).
+
+Deployments `<name>-stable` and `<name>-canary` (blue-green: active and preview), Services `<name>`
+(what clients call), `<name>-stable` and `<name>-canary`. Every object carries an ownerReference
+to the ModelDeployment, so deleting it removes them. Pod labels tell the tracks apart for
+Prometheus (`modelramp.dev/name`, `modelramp.dev/track`, `modelramp.dev/revision`); the selectors
+use only name and track, because a Deployment's selector can never change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelramp.operator.api.resource import API_VERSION, KIND, ModelDeployment
+from modelramp.operator.rollout.model import Track
+from modelramp.operator.rollout.revision import RevisionTemplate
+from modelramp.operator.routers.gateway_api import SERVICE_PORT
+
+Manifest = dict[str, Any]
+
+NAME_LABEL = "modelramp.dev/name"
+TRACK_LABEL = "modelramp.dev/track"
+REVISION_LABEL = "modelramp.dev/revision"
+MODEL_URI_ANNOTATION = "modelramp.dev/model-uri"
+REVISION_ANNOTATION = "modelramp.dev/revision"
+SERVER_CONTAINER = "server"
+TRACKS: tuple[Track, ...] = ("stable", "canary")
+
+
+def track_name(md: ModelDeployment, track: Track) -> str:
+    """`<name>-stable` or `<name>-canary`: the Deployment and the Service of a track."""
+    return f"{_name(md)}-{track}"
+
+
+def get_owner_reference(md: ModelDeployment) -> dict[str, Any]:
+    if not md.metadata.uid:
+        raise ValueError(f"ModelDeployment {md.metadata.name}: metadata.uid is needed to own objects")
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": _name(md),
+        "uid": md.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def get_deployment(
+    md: ModelDeployment, track: Track, template: RevisionTemplate, revision: str, replicas: int
+) -> Manifest:
+    """The Deployment of one track running `template` with `replicas` pods."""
+    selector = {NAME_LABEL: _name(md), TRACK_LABEL: track}
+    pod_metadata = template.serving.pod_template.metadata if template.serving.pod_template else None
+    labels = {**(pod_metadata.labels if pod_metadata else {}), **selector, REVISION_LABEL: revision}
+    annotations = {
+        **(pod_metadata.annotations if pod_metadata else {}),
+        MODEL_URI_ANNOTATION: template.model.uri,
+        REVISION_ANNOTATION: revision,
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(md, track_name(md, track), {**selector, REVISION_LABEL: revision}),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": labels, "annotations": annotations},
+                "spec": get_pod_spec(md, template, revision),
+            },
+        },
+    }
+
+
+def get_pod_spec(md: ModelDeployment, template: RevisionTemplate, revision: str) -> dict[str, Any]:
+    """The model server pod: the serving image with the model passed in through MODELRAMP_* env."""
+    serving = template.serving
+    container: dict[str, Any] = {
+        "name": SERVER_CONTAINER,
+        "image": serving.image,
+        "env": _env(md, template, revision),
+        "ports": [{"name": "http", "containerPort": serving.port, "protocol": "TCP"}],
+        "readinessProbe": _probe("/v2/health/ready", period=5),
+        "livenessProbe": _probe("/v2/health/live", period=10),
+    }
+    if serving.image_pull_policy:
+        container["imagePullPolicy"] = serving.image_pull_policy
+    if serving.resources:
+        container["resources"] = serving.resources.model_dump(mode="json", exclude_defaults=True)
+    registry = template.model.registry
+    if registry and registry.secret_ref:
+        container["envFrom"] = [{"secretRef": {"name": registry.secret_ref.name}}]
+    pod: dict[str, Any] = {"containers": [container]}
+    if serving.node_selector:
+        pod["nodeSelector"] = dict(serving.node_selector)
+    if serving.tolerations:
+        pod["tolerations"] = [
+            toleration.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for toleration in serving.tolerations
+        ]
+    overrides = serving.pod_template.spec if serving.pod_template else None
+    return strategic_merge(pod, overrides) if overrides else pod
+
+
+def get_service(md: ModelDeployment, name: str, selector: dict[str, str]) -> Manifest:
+    """A ClusterIP Service on port 80 in front of the pods `selector` picks."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(md, name, {NAME_LABEL: _name(md)}),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector,
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def get_services(md: ModelDeployment, active: Track | None) -> list[Manifest]:
+    """`<name>` (every track's pods, or only `active`'s) and one Service per track."""
+    apex = {NAME_LABEL: _name(md)} | ({TRACK_LABEL: active} if active else {})
+    per_track = [
+        get_service(md, track_name(md, track), {NAME_LABEL: _name(md), TRACK_LABEL: track})
+        for track in TRACKS
+    ]
+    return [get_service(md, _name(md), apex), *per_track]
+
+
+def pod_selector(md: ModelDeployment) -> str:
+    """Label selector of every model server pod of the ModelDeployment (the scale subresource)."""
+    return f"{NAME_LABEL}={_name(md)}"
+
+
+def strategic_merge(base: Any, overlay: Any) -> Any:
+    """`overlay` merged into `base`: maps key by key, lists of named items (containers, volumes)
+    item by item, anything else replaced (the part of strategic merge a PodSpec needs)."""
+    if isinstance(base, dict) and isinstance(overlay, dict):
+        merged = dict(base)
+        for key, value in overlay.items():
+            merged[key] = strategic_merge(base[key], value) if key in base else value
+        return merged
+    if isinstance(base, list) and isinstance(overlay, list) and _named(base) and _named(overlay):
+        by_name = {item["name"]: item for item in base}
+        for item in overlay:
+            by_name[item["name"]] = (
+                strategic_merge(by_name[item["name"]], item) if item["name"] in by_name else item
+            )
+        return list(by_name.values())
+    return overlay
+
+
+def _named(items: list[Any]) -> bool:
+    return all(isinstance(item, dict) and "name" in item for item in items)
+
+
+def _env(md: ModelDeployment, template: RevisionTemplate, revision: str) -> list[dict[str, Any]]:
+    serving, model = template.serving, template.model
+    env: dict[str, dict[str, Any]] = {
+        name: {"name": name, "value": value}
+        for name, value in {
+            "MODELRAMP_MODEL_URI": model.uri,
+            "MODELRAMP_FORMAT": model.format,
+            "MODELRAMP_MODEL_NAME": model.name or _name(md),
+            "MODELRAMP_MODEL_VERSION": revision,
+            "MODELRAMP_PORT": str(serving.port),
+        }.items()
+    }
+    if serving.batching:
+        for name, value in (
+            ("MODELRAMP_MAX_BATCH_SIZE", serving.batching.max_batch_size),
+            ("MODELRAMP_MAX_LATENCY_MS", serving.batching.max_latency_ms),
+        ):
+            env[name] = {"name": name, "value": str(value)}
+    if model.registry:
+        env["MLFLOW_TRACKING_URI"] = {"name": "MLFLOW_TRACKING_URI", "value": model.registry.tracking_uri}
+    for var in serving.env:
+        env[var.name] = var.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return list(env.values())
+
+
+def _probe(path: str, period: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "failureThreshold": 3}
+
+
+def _metadata(md: ModelDeployment, name: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": md.metadata.namespace,
+        "labels": {"app.kubernetes.io/managed-by": "modelramp", **labels},
+        "ownerReferences": [get_owner_reference(md)],
+    }
+
+
+def _name(md: ModelDeployment) -> str:
+    if not md.metadata.name:
+        raise ValueError("ModelDeployment: metadata.name is required")
+    return md.metadata.name
