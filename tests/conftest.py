@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import kubernetes
 import pytest
-
 from support.cluster import Kube, start_cluster
 
 

@@ -37,7 +37,9 @@ class Kube:
         self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         cmd: Sequence[str] = [str(self.kubectl_path), "--kubeconfig", str(self.kubeconfig), *args]
-        result = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
+        result = subprocess.run(
+            cmd, capture_output=True, text=True, input=input, timeout=timeout, check=False
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
         return result

@@ -59,7 +59,12 @@ class WeightedTraffic:
                 rows = rng.standard_normal((1, FEATURES)).astype(np.float32)
                 body = {
                     "inputs": [
-                        {"name": "input-0", "shape": [1, FEATURES], "datatype": "FP32", "data": rows.ravel().tolist()}
+                        {
+                            "name": "input-0",
+                            "shape": [1, FEATURES],
+                            "datatype": "FP32",
+                            "data": rows.ravel().tolist(),
+                        }
                     ]
                 }
                 try:

@@ -1,0 +1,337 @@
+"""The operator under test: the CRD installed, `modelramp operator` run as a real subprocess against
+the local cluster, and tools to watch what it does.
+
+`OperatorProcess.kill()` sends SIGKILL (no clean-up, no last status write), `start()` runs a fresh
+process: the restart matrix uses both. `Recorder` watches a ModelDeployment (and its HTTPRoute)
+from a thread and keeps every distinct canary weight it saw, in order, so a test can assert a
+rollout never repeated or skipped a weight across restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import kubernetes
+import pytest
+import yaml
+
+from support.cluster import REPO, Kube
+from support.prometheus import free_port
+
+CRD = REPO / "crds" / "modelramp.dev_modeldeployments.yaml"
+GROUP, VERSION, PLURAL = "modelramp.dev", "v1alpha1", "modeldeployments"
+MODELRAMP = REPO / ".venv" / "bin" / "modelramp"
+T = TypeVar("T")
+
+
+def install_crd(kube: Kube) -> None:
+    """Applies the generated CRD (server-side, so a re-run is a no-op) and waits until it serves."""
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    name = yaml.safe_load(CRD.read_text())["metadata"]["name"]
+    kube.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.1) -> T:
+    """Polls `probe` until it returns something truthy; fails naming `what` and the last value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class OperatorProcess:
+    """`modelramp operator` watching `namespaces`, its log in `log_path`."""
+
+    kube: Kube
+    namespaces: list[str]
+    log_path: Path
+    extra_args: list[str] = field(default_factory=list)
+    health_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def start(self, wait: bool = True) -> None:
+        assert self.process is None, "already running"
+        args = [str(MODELRAMP), "operator", f"--liveness=http://127.0.0.1:{self.health_port}/healthz"]
+        args += [f"--metrics-port={self.metrics_port}", "--metrics-host=127.0.0.1", "--workers=8"]
+        args += [f"--namespace={ns}" for ns in self.namespaces] + self.extra_args
+        env = {**os.environ, "KUBECONFIG": str(self.kube.kubeconfig), "PYTHONSAFEPATH": "1"}
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"\n===== start #{self.starts}: {' '.join(args)}\n".encode())
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        if wait:
+            wait_for("the operator's health endpoint", self._healthy, timeout=60)
+
+    def _healthy(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"the operator exited with {self.process.returncode}:\n{self.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1) as answer:
+                return bool(answer.status == 200)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to finish a write or clean up."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def log_tail(self, lines: int = 80) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as answer:
+            text: str = answer.read().decode()
+            return text
+
+
+class ModelDeployments:
+    """ModelDeployments and the objects around them in one namespace, through the real API."""
+
+    def __init__(self, kube: Kube, namespace: str) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.custom = kubernetes.client.CustomObjectsApi(kube.api_client)
+        self.apps = kubernetes.client.AppsV1Api(kube.api_client)
+        self.core = kubernetes.client.CoreV1Api(kube.api_client)
+
+    def apply(self, manifest: dict[str, Any]) -> None:
+        self.kube.kubectl("-n", self.namespace, "apply", "-f", "-", input=json.dumps(manifest))
+
+    def get(self, name: str) -> dict[str, Any]:
+        body: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name
+        )
+        return body
+
+    def status(self, name: str) -> dict[str, Any]:
+        return self.get(name).get("status") or {}
+
+    def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
+        self.kube.kubectl(
+            "-n", self.namespace, "patch", f"{PLURAL}.{GROUP}", name, "--type=merge", "-p",
+            json.dumps({"spec": spec}),
+        )  # fmt: skip
+
+    def deployment(self, name: str) -> Any:
+        try:
+            return self.apps.read_namespaced_deployment(name, self.namespace)
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def service(self, name: str) -> Any:
+        try:
+            return self.core.read_namespaced_service(name, self.namespace)
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def route(self, name: str) -> dict[str, Any]:
+        body: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", self.namespace, "httproutes", name
+        )
+        return body
+
+    def events(self, name: str) -> list[Any]:
+        selector = f"involvedObject.name={name},involvedObject.kind=ModelDeployment"
+        items: list[Any] = self.core.list_namespaced_event(self.namespace, field_selector=selector).items
+        return items
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """`modelramp <args> -n <namespace>` as a user runs it."""
+        env = {**os.environ, "KUBECONFIG": str(self.kube.kubeconfig), "PYTHONSAFEPATH": "1"}
+        result = subprocess.run(
+            [str(MODELRAMP), *args, "-n", self.namespace],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"modelramp {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    def wait_status(
+        self, name: str, what: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30.0
+    ) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            status = self.status(name)
+            return status if predicate(status) else None
+
+        try:
+            return wait_for(f"{name}: {what}", probe, timeout)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\nstatus: {json.dumps(self.status(name), indent=1)}") from None
+
+    def delete_all(self, timeout: float = 30.0) -> None:
+        """Deletes every ModelDeployment and waits until they are gone (the operator must be running
+        to release them)."""
+        self.kube.kubectl("-n", self.namespace, "delete", f"{PLURAL}.{GROUP}", "--all", "--wait=false")
+        wait_for(
+            "ModelDeployments to be deleted",
+            lambda: (
+                not self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)["items"]
+            ),
+            timeout,
+        )
+
+    def strip_finalizers(self) -> None:
+        """Lets ModelDeployments go when no operator is left to release them (test clean-up only)."""
+        for item in self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)[
+            "items"
+        ]:
+            if item["metadata"].get("finalizers"):
+                self.custom.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    PLURAL,
+                    item["metadata"]["name"],
+                    {"metadata": {"finalizers": None}},
+                )
+
+
+@dataclass
+class Recorder:
+    """Watches one ModelDeployment (and optionally its HTTPRoute) and records, in order, every
+    distinct canary weight seen in status and every distinct (stable, canary) weight pair on the
+    route."""
+
+    kube: Kube
+    namespace: str
+    name: str
+    route: str | None = None
+    status_weights: list[int] = field(default_factory=list)
+    steps: list[int | None] = field(default_factory=list)
+    phases: list[str | None] = field(default_factory=list)
+    route_weights: list[tuple[int, int]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def __enter__(self) -> Recorder:
+        self._threads.append(threading.Thread(target=self._watch_md, daemon=True))
+        if self.route is not None:
+            self._threads.append(threading.Thread(target=self._watch_route, daemon=True))
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def _stream(self, group: str, version: str, plural: str, name: str) -> Iterator[dict[str, Any]]:
+        custom = kubernetes.client.CustomObjectsApi(self.kube.api_client)
+        while not self._stop.is_set():
+            watch = kubernetes.watch.Watch()
+            for event in watch.stream(
+                custom.list_namespaced_custom_object,
+                group,
+                version,
+                self.namespace,
+                plural,
+                field_selector=f"metadata.name={name}",
+                timeout_seconds=1,
+            ):
+                yield event["object"]
+                if self._stop.is_set():
+                    watch.stop()
+                    return
+
+    def _watch_md(self) -> None:
+        for body in self._stream(GROUP, VERSION, PLURAL, self.name):
+            status = body.get("status") or {}
+            _append_changed(self.status_weights, status.get("canaryWeight", 0))
+            _append_changed(self.steps, status.get("currentStepIndex"))
+            _append_changed(self.phases, status.get("phase"))
+
+    def _watch_route(self) -> None:
+        assert self.route is not None
+        for body in self._stream("gateway.networking.k8s.io", "v1", "httproutes", self.route):
+            weights = route_weights(body, self.name)
+            if weights is not None:
+                _append_changed(self.route_weights, weights)
+
+
+def route_weights(route: dict[str, Any], name: str) -> tuple[int, int] | None:
+    """(stable, canary) weights of the first rule's backendRefs to `<name>-stable`/`<name>-canary`."""
+    refs = {ref.get("name"): ref.get("weight", 1) for ref in route["spec"]["rules"][0].get("backendRefs", [])}
+    if f"{name}-stable" not in refs and f"{name}-canary" not in refs:
+        return None
+    return refs.get(f"{name}-stable", 0), refs.get(f"{name}-canary", 0)
+
+
+def _append_changed(values: list[Any], value: Any) -> None:
+    if not values or values[-1] != value:
+        values.append(value)
+
+
+# --- fixtures (imported by the tests/cluster/test_operator*.py modules) -------------------------
+
+
+@pytest.fixture(scope="session")
+def crd(kube: Kube) -> None:
+    """The ModelDeployment CRD, as `make crds` generated it."""
+    install_crd(kube)
+
+
+@pytest.fixture
+def mds(kube: Kube, namespace: str, crd: None) -> ModelDeployments:
+    return ModelDeployments(kube, namespace)
+
+
+@pytest.fixture
+def operator(kube: Kube, namespace: str, mds: ModelDeployments, tmp_path: Path) -> Iterator[OperatorProcess]:
+    """The operator watching this test's namespace; its log is printed when a test fails."""
+    process = OperatorProcess(kube, [namespace], tmp_path / "operator.log")
+    process.start()
+    yield process
+    try:
+        if process.process is None:
+            process.start()
+        # Deleted while the operator runs, so it releases them (its daemon's finalizer).
+        mds.delete_all()
+    finally:
+        process.stop()
+        mds.strip_finalizers()
+        print(f"--- operator log ({process.log_path}) ---\n{process.log_tail(200)}")
