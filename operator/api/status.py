@@ -180,7 +180,7 @@ class RevisionTemplate(StatusModel):
 
     model: ModelSource = Field(description="spec.model of the stable revision.")
     serving: ServingSpec = Field(
-        description="spec.serving of the stable revision, with the operator's default serving.image filled in."
+        description="spec.serving of the stable revision, with the operator's default image filled in."
     )
 
 
