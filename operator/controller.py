@@ -27,6 +27,7 @@ from typing import Any, Final, Literal, NamedTuple
 import kopf
 from pydantic import ValidationError
 
+from modelramp.operator import rollout
 from modelramp.operator.analysis.context import RolloutContext
 from modelramp.operator.analysis.prometheus import PrometheusMetricProvider
 from modelramp.operator.analysis.scheduling import due_metrics, next_wakeup
@@ -47,7 +48,6 @@ from modelramp.operator.cache import Json, Key, ObjectCache
 from modelramp.operator.config import OperatorConfig
 from modelramp.operator.kube import Conflict, Kube, KubeError, merge_patch
 from modelramp.operator.metrics import OperatorMetrics
-from modelramp.operator.rollout import reconcile
 from modelramp.operator.rollout.model import (
     Observed,
     ObservedDeployment,
@@ -159,7 +159,7 @@ class Controller:
         now = self._clock()
         observed = self._observe(key, md)
         measurements = self._measure(md, now)
-        out = reconcile(
+        out = rollout.reconcile(
             ReconcileInput(
                 md=md, observed=observed, measurements=measurements, now=now, config=self.engine_config
             )
@@ -263,7 +263,7 @@ class Controller:
             )
         changed = False
         for rule, want in zip(rules, wanted, strict=True):
-            if "backendRefs" in want and not _same_list(rule.get("backendRefs", []), want["backendRefs"]):
+            if "backendRefs" in want and not routes_match(rule.get("backendRefs", []), want["backendRefs"]):
                 rule["backendRefs"] = want["backendRefs"]
                 changed = True
         if changed:
@@ -397,7 +397,7 @@ def _requeue_after(spec: ModelDeploymentSpec, out: ReconcileOutput, now: datetim
     return min(delays, default=None)
 
 
-def _same_list(live: list[Any], wanted: list[Any]) -> bool:
+def routes_match(live: list[Any], wanted: list[Any]) -> bool:
     """Whether the live list already says what `wanted` says (the API server adds defaults, such
     as a backendRef's `kind: Service` and `weight: 1`, which `wanted` may leave out)."""
     return len(live) == len(wanted) and all(_covers(a, b) for a, b in zip(live, wanted, strict=True))
@@ -407,5 +407,5 @@ def _covers(live: Any, wanted: Any) -> bool:
     if isinstance(wanted, Mapping):
         return isinstance(live, Mapping) and all(k in live and _covers(live[k], v) for k, v in wanted.items())
     if isinstance(wanted, list):
-        return isinstance(live, list) and _same_list(live, wanted)
+        return isinstance(live, list) and routes_match(live, wanted)
     return bool(live == wanted)

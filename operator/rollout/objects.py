@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from modelramp.operator.api.resource import API_VERSION, KIND, ModelDeployment
+from modelramp.operator.api.status import RevisionTemplate
 from modelramp.operator.rollout.model import Track
-from modelramp.operator.rollout.revision import RevisionTemplate
 from modelramp.operator.routers.gateway_api import SERVICE_PORT
 
 Manifest = dict[str, Any]

@@ -11,21 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 
-from pydantic import BaseModel, ConfigDict
-
-from modelramp.operator.api.spec import ModelDeploymentSpec, ModelSource, ServingSpec
+from modelramp.operator.api.spec import ModelDeploymentSpec
+from modelramp.operator.api.status import RevisionTemplate
 from modelramp.operator.rollout.model import EngineConfig
 
 REVISION_LENGTH = 10
-
-
-class RevisionTemplate(BaseModel):
-    """The model and serving sections of one revision, with the image filled in."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: ModelSource
-    serving: ServingSpec
 
 
 def template_of(spec: ModelDeploymentSpec, config: EngineConfig) -> RevisionTemplate:

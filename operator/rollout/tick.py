@@ -1,0 +1,119 @@
+"""One reconcile tick's fixed inputs, and the value every transition returns.
+
+A `Tick` is everything `reconcile` was given plus what follows from the spec alone (the desired
+revision); transitions are pure functions `(Tick, status) -> Transition | None`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from modelramp.operator.api.resource import ModelDeployment
+from modelramp.operator.api.spec import BlueGreenStrategy, CanaryStep, CanaryStrategy, ModelDeploymentSpec
+from modelramp.operator.api.status import Measurement, ModelDeploymentStatus, PauseReason, RevisionTemplate
+from modelramp.operator.rollout.model import EngineConfig, EventRecord, Observed, ObservedDeployment, Track
+
+
+@dataclass(frozen=True)
+class Tick:
+    md: ModelDeployment
+    observed: Observed
+    measurements: tuple[Measurement, ...]
+    now: datetime
+    config: EngineConfig
+    desired: RevisionTemplate
+    desired_revision: str
+
+    @property
+    def spec(self) -> ModelDeploymentSpec:
+        return self.md.spec
+
+    @property
+    def total(self) -> int:
+        """Pods at full traffic (spec.serving.replicas)."""
+        return self.spec.serving.replicas
+
+    @property
+    def canary_strategy(self) -> CanaryStrategy | None:
+        return self.spec.strategy.canary
+
+    @property
+    def blue_green(self) -> BlueGreenStrategy | None:
+        return self.spec.strategy.blue_green
+
+    @property
+    def steps(self) -> list[CanaryStep]:
+        return self.canary_strategy.steps if self.canary_strategy else []
+
+    def deployment(self, track: Track) -> ObservedDeployment | None:
+        return self.observed.deployments.get(track)
+
+    def has_ready(self, track: Track, revision: str | None, replicas: int) -> bool:
+        """At least `replicas` Ready pods of `revision` in the track (trivially true for 0)."""
+        if replicas == 0:
+            return True
+        observed = self.deployment(track)
+        return observed is not None and revision is not None and observed.has_ready(revision, replicas)
+
+    def ready_pods(self, track: Track, revision: str | None) -> int:
+        observed = self.deployment(track)
+        if observed is None or observed.revision != revision:
+            return 0
+        return min(observed.ready_replicas, observed.updated_replicas)
+
+    def deadline(self, status: ModelDeploymentStatus) -> datetime | None:
+        """When waiting for pods turns into a failure (progressDeadlineSeconds)."""
+        if status.last_progress_time is None:
+            return None
+        return status.last_progress_time + timedelta(seconds=self.spec.progress_deadline_seconds)
+
+    def past_deadline(self, status: ModelDeploymentStatus) -> bool:
+        deadline = self.deadline(status)
+        return deadline is not None and self.now >= deadline
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A new status and the events that announce the change."""
+
+    status: ModelDeploymentStatus
+    events: tuple[EventRecord, ...] = ()
+
+
+def changed(status: ModelDeploymentStatus, *events: EventRecord, **updates: Any) -> Transition:
+    """`status` with `updates` applied (field names as in the model), announced by `events`."""
+    return Transition(status.model_copy(update=updates), events)
+
+
+def normal(reason: str, message: str) -> EventRecord:
+    return EventRecord(type="Normal", reason=reason, message=message[:1024])
+
+
+def warning(reason: str, message: str) -> EventRecord:
+    return EventRecord(type="Warning", reason=reason, message=message[:1024])
+
+
+def pause_reasons(status: ModelDeploymentStatus) -> set[PauseReason]:
+    return {condition.reason for condition in status.pause_conditions}
+
+
+def rollout_active(tick: Tick, status: ModelDeploymentStatus) -> bool:
+    """A rollout of the desired revision is under way and neither aborted nor promoting."""
+    return (
+        status.canary_revision == tick.desired_revision
+        and status.canary_revision != status.stable_revision
+        and not status.abort
+        and status.aborted_at is None
+    )
+
+
+def promoting(status: ModelDeploymentStatus) -> bool:
+    """Stable has taken the canary's template; the canary still runs until stable is Ready."""
+    return status.canary_revision is not None and status.canary_revision == status.stable_revision
+
+
+def canary_track_revision(status: ModelDeploymentStatus) -> str | None:
+    """The revision the canary Deployment runs: the rollout's, else stable's (scaled to 0)."""
+    return status.canary_revision or status.stable_revision

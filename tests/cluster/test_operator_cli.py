@@ -1,0 +1,125 @@
+"""`modelramp promote|abort|retry|pause|resume|status` against the real API server (no operator
+running, so what each command wrote is exactly what is there), and the kubectl plugin."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any
+
+import pytest
+from support.cluster import REPO, Kube
+from support.operator import ModelDeployments, crd, mds  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.cluster
+
+
+def _md(name: str = "web") -> dict[str, Any]:
+    return {
+        "apiVersion": "modelramp.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"uri": "file:///models/v2.pt", "format": "torchscript"},
+            "serving": {"replicas": 2},
+            "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}},
+        },
+    }
+
+
+def _set_status(mds: ModelDeployments, name: str, status: dict[str, Any]) -> None:
+    """Plays the operator: writes a status the way it does, through the status subresource."""
+    mds.custom.patch_namespaced_custom_object_status(
+        "modelramp.dev", "v1alpha1", mds.namespace, "modeldeployments", name, {"status": status}
+    )
+
+
+def test_abort_and_retry_write_the_status_subresource_only(mds: ModelDeployments) -> None:
+    mds.apply(_md())
+    generation = mds.get("web")["metadata"]["generation"]
+    mds.cli("abort", "web")
+    assert mds.status("web")["abort"] is True
+    # A status write never bumps the generation: Argo CD and the spec are untouched.
+    assert mds.get("web")["metadata"]["generation"] == generation
+    _set_status(mds, "web", {"phase": "RolledBack", "abortedAt": "2026-01-01T00:00:00Z"})
+    out = mds.cli("retry", "web").stdout
+    assert "restarts from its first step" in out
+    status = mds.status("web")
+    assert status["abort"] is False
+    assert "abortedAt" not in status
+
+
+def test_retry_refuses_when_nothing_was_aborted(mds: ModelDeployments) -> None:
+    mds.apply(_md())
+    result = mds.cli("retry", "web", check=False)
+    assert result.returncode == 1
+    assert "not aborted or rolled back" in result.stderr
+
+
+def test_promote_ends_a_pause_else_skips_the_step(mds: ModelDeployments) -> None:
+    mds.apply(_md())
+    refused = mds.cli("promote", "web", check=False)
+    assert refused.returncode == 1 and "no rollout in progress" in refused.stderr
+    pause = [{"reason": "CanaryPauseStep", "startTime": "2026-01-01T00:00:00Z"}]
+    _set_status(mds, "web", {"canaryRevision": "b", "currentStepIndex": 1, "pauseConditions": pause})
+    assert "pause ended" in mds.cli("promote", "web").stdout
+    status = mds.status("web")
+    assert status.get("pauseConditions", []) == [] and status["currentStepIndex"] == 1
+    assert "step 1 skipped" in mds.cli("promote", "web").stdout
+    assert mds.status("web")["currentStepIndex"] == 2
+
+
+def test_promote_full_overrides_an_abort(mds: ModelDeployments) -> None:
+    mds.apply(_md())
+    _set_status(mds, "web", {"canaryRevision": "b", "abort": True})
+    mds.cli("promote", "web", "--full")
+    status = mds.status("web")
+    assert status["promoteFull"] is True and status["abort"] is False
+
+
+def test_pause_and_resume_toggle_spec_paused(mds: ModelDeployments) -> None:
+    mds.apply(_md())
+    mds.cli("pause", "web")
+    assert mds.get("web")["spec"]["paused"] is True
+    _set_status(
+        mds, "web", {"pauseConditions": [{"reason": "UserPaused", "startTime": "2026-01-01T00:00:00Z"}]}
+    )
+    mds.cli("resume", "web")
+    md = mds.get("web")
+    assert md["spec"]["paused"] is False  # the CRD default once the field is removed
+    assert not md["status"].get("pauseConditions")
+
+
+def test_status_prints_the_rollout_tree(mds: ModelDeployments) -> None:
+    mds.apply(_md())
+    _set_status(
+        mds, "web", {"phase": "Paused", "canaryRevision": "b", "canaryWeight": 50, "currentStepIndex": 1}
+    )
+    out = mds.cli("status", "web").stdout
+    assert f"ModelDeployment {mds.namespace}/web" in out
+    assert "Phase:     Paused" in out
+    assert "✔ 0: setWeight 50%" in out
+    assert "▶ 1: pause (until promoted)" in out
+
+
+def test_unknown_name_is_a_clear_error(mds: ModelDeployments) -> None:
+    for command in ("status", "abort", "promote", "pause"):
+        result = mds.cli(command, "missing", check=False)
+        assert result.returncode == 1
+        assert f"ModelDeployment {mds.namespace}/missing not found" in result.stderr
+
+
+def test_kubectl_plugin_runs_the_cli(kube: Kube, mds: ModelDeployments) -> None:
+    mds.apply(_md())
+    # kubectl finds plugins named kubectl-<name> on PATH.
+    env = {**os.environ, "PATH": f"{REPO / 'hack'}:{os.environ['PATH']}", "KUBECONFIG": str(kube.kubeconfig)}
+    result = subprocess.run(
+        [str(kube.kubectl_path), "modelramp", "abort", "web", "-n", mds.namespace],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert mds.status("web")["abort"] is True

@@ -1,0 +1,198 @@
+"""The operator glue's pure parts: merge patches, change detection, configuration, the watch cache,
+and the `modelramp status` tree."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from modelramp.operator.api import ModelDeployment
+from modelramp.operator.cache import Key, ObjectCache, owner_of
+from modelramp.operator.config import ConfigError, load
+from modelramp.operator.control_cli import render_status
+from modelramp.operator.controller import manifest_hash, observe_deployment, routes_match
+from modelramp.operator.kube import merge_patch, resource_path
+
+
+def _apply_merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7386, as the API server applies it."""
+    result = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _apply_merge_patch(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ({}, {"phase": "Healthy"}),
+        ({"phase": "Paused", "pauseConditions": [{"reason": "x"}]}, {"phase": "Progressing"}),
+        (
+            {"blueGreen": {"switchTime": "t1", "previewReadyTime": "t0"}},
+            {"blueGreen": {"previewReadyTime": "t0"}},
+        ),
+        ({"conditions": [{"type": "Ready"}]}, {"conditions": [{"type": "Ready"}, {"type": "Degraded"}]}),
+        ({"abort": True, "canaryWeight": 20}, {"abort": False, "canaryWeight": 20}),
+    ],
+)
+def test_merge_patch_turns_old_into_new(old: dict[str, Any], new: dict[str, Any]) -> None:
+    patch = merge_patch(old, new)
+    assert _apply_merge_patch(old, patch) == new
+    assert all(key not in patch for key in old if old.get(key) == new.get(key))
+
+
+def test_merge_patch_of_equal_documents_is_empty() -> None:
+    doc = {"a": {"b": [1, 2]}, "c": False}
+    assert merge_patch(doc, doc) == {}
+
+
+def test_resource_paths() -> None:
+    assert resource_path("v1", "Service", "ns", "web") == "/api/v1/namespaces/ns/services/web"
+    assert (
+        resource_path("modelramp.dev/v1alpha1", "ModelDeployment", "ns", "web", "status")
+        == "/apis/modelramp.dev/v1alpha1/namespaces/ns/modeldeployments/web/status"
+    )
+    with pytest.raises(ValueError, match="ConfigMap"):
+        resource_path("v1", "ConfigMap", "ns")
+
+
+def test_manifest_hash_ignores_key_order_but_not_values() -> None:
+    one = {"kind": "Service", "spec": {"ports": [{"port": 80}], "type": "ClusterIP"}}
+    same = {"spec": {"type": "ClusterIP", "ports": [{"port": 80}]}, "kind": "Service"}
+    other = {"kind": "Service", "spec": {"ports": [{"port": 81}], "type": "ClusterIP"}}
+    assert manifest_hash(one) == manifest_hash(same) != manifest_hash(other)
+
+
+def test_route_weights_already_set_are_recognised_despite_server_defaults() -> None:
+    live = [{"group": "", "kind": "Service", "name": "web-stable", "port": 80, "weight": 80}]
+    assert routes_match(live, [{"name": "web-stable", "port": 80, "weight": 80}])
+    assert not routes_match(live, [{"name": "web-stable", "port": 80, "weight": 70}])
+    assert not routes_match(
+        live, [{"name": "web-stable", "weight": 80}, {"name": "web-canary", "weight": 20}]
+    )
+
+
+def _deployment(labels: dict[str, str], **status: int) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "web-canary", "labels": labels, "generation": 3},
+        "spec": {"replicas": 2, "template": {"metadata": {"labels": labels}}},
+        "status": {"observedGeneration": 3, **status},
+    }
+
+
+def test_observe_deployment_reads_track_revision_and_counts() -> None:
+    raw = _deployment({"modelramp.dev/track": "canary", "modelramp.dev/revision": "abc"}, readyReplicas=1)
+    observed = observe_deployment(raw)
+    assert observed is not None
+    assert (observed.track, observed.revision, observed.spec_replicas, observed.ready_replicas) == (
+        "canary",
+        "abc",
+        2,
+        1,
+    )
+    assert observe_deployment(_deployment({"app": "other"})) is None
+
+
+def _owned(name: str, rv: str, owner: str = "web") -> dict[str, Any]:
+    ref = {
+        "apiVersion": "modelramp.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "name": owner,
+        "controller": True,
+    }
+    return {"metadata": {"name": name, "namespace": "ns", "resourceVersion": rv, "ownerReferences": [ref]}}
+
+
+def test_cache_keeps_the_newest_copy_and_ignores_objects_it_does_not_own() -> None:
+    cache = ObjectCache()
+    assert cache.put_owned("Deployment", _owned("web-stable", "10")) == Key("ns", "web")
+    cache.put_owned("Deployment", _owned("web-stable", "9"))  # a late, older watch event
+    assert (
+        cache.owned_object(Key("ns", "web"), "Deployment", "web-stable")["metadata"]["resourceVersion"]
+        == "10"
+    )
+    stranger = {"metadata": {"name": "x", "namespace": "ns", "resourceVersion": "1"}}
+    assert cache.put_owned("Deployment", stranger) is None
+    assert owner_of(stranger) is None
+    assert cache.drop_owned("Deployment", _owned("web-stable", "11")) == Key("ns", "web")
+    assert cache.owned(Key("ns", "web"), "Deployment") == []
+
+
+def test_config_flags_override_environment() -> None:
+    config = load(
+        ["--namespace", "a", "--namespace", "b", "--metrics-port", "9100"],
+        {"MODELRAMP_NAMESPACES": "x,y", "MODELRAMP_SERVING_IMAGE": "registry.example/serving:1"},
+    )
+    assert config.namespaces == ("a", "b")
+    assert config.metrics_port == 9100
+    assert config.serving_image == "registry.example/serving:1"
+    assert config.peering is None
+    assert load([], {"MODELRAMP_NAMESPACES": "x,y"}).namespaces == ("x", "y")
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "blamed"),
+    [
+        (["--metrics-port", "http"], {}, "--metrics-port (or MODELRAMP_METRICS_PORT) = 'http'"),
+        (
+            [],
+            {"MODELRAMP_PROMETHEUS_URL": "prometheus:9090"},
+            "--prometheus-url (or MODELRAMP_PROMETHEUS_URL)",
+        ),
+        (["--namespace", "Bad_NS"], {}, "'Bad_NS' is not a namespace name"),
+        (["--liveness", "0.0.0.0:8080"], {}, "must be an http:// URL"),
+    ],
+)
+def test_bad_configuration_names_the_flag_and_the_reason(
+    argv: list[str], environ: dict[str, str], blamed: str
+) -> None:
+    with pytest.raises(ConfigError, match="invalid operator configuration") as error:
+        load(argv, environ)
+    assert blamed in str(error.value)
+
+
+def test_status_tree_marks_done_current_and_pending_steps() -> None:
+    md = ModelDeployment.model_validate(
+        {
+            "metadata": {"name": "web", "namespace": "ns"},
+            "spec": {
+                "model": {"uri": "file:///m/b.pt", "format": "torchscript"},
+                "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}]}},
+                "trafficRouting": {"gatewayAPI": {"httpRoute": "web-route"}},
+            },
+            "status": {
+                "phase": "Paused",
+                "canaryRevision": "bbb",
+                "stableRevision": "aaa",
+                "canaryWeight": 20,
+                "currentStepIndex": 1,
+                "stepStartTime": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).isoformat(),
+                "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": "2026-01-02T03:04:05Z"}],
+                "abort": True,
+            },
+        }
+    )
+    events = [
+        {
+            "type": "Normal",
+            "reason": "StepStarted",
+            "message": "pause",
+            "lastTimestamp": "2026-01-02T03:04:05Z",
+        }
+    ]
+    tree = render_status(md, events)
+    assert "✔ 0: setWeight 20%" in tree
+    assert "▶ 1: pause (until promoted)  (since 2026-01-02 03:04:05Z)" in tree
+    assert "· 2: setWeight 60%" in tree
+    assert "gatewayAPI HTTPRoute ns/web-route" in tree
+    assert "Weight:    20% canary" in tree
+    assert "Requests:  abort" in tree
+    assert "CanaryPauseStep since 2026-01-02 03:04:05Z" in tree
+    assert "Normal StepStarted: pause" in tree
