@@ -22,7 +22,7 @@ from prometheus_client import start_http_server
 from modelramp.operator.analysis.telemetry import AnalysisTelemetry
 from modelramp.operator.api.resource import GROUP, PLURAL, VERSION
 from modelramp.operator.cache import Key
-from modelramp.operator.config import OperatorConfig, load
+from modelramp.operator.config import ConfigError, OperatorConfig, load
 from modelramp.operator.controller import Controller
 from modelramp.operator.kube import Kube, connect
 from modelramp.operator.metrics import OperatorMetrics
@@ -36,14 +36,19 @@ def configure(config: OperatorConfig) -> None:
     _config = config
 
 
-def _controller(memo: kopf.Memo) -> Controller:
+def _controller(memo: Any) -> Controller:
     controller: Controller = memo["controller"]
     return controller
 
 
 @kopf.on.startup()
-async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
-    config = _config or load([])
+async def start(
+    settings: kopf.OperatorSettings, memo: Any, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
+) -> None:
+    try:
+        config = _config or load([])
+    except ConfigError as error:
+        raise kopf.PermanentError(str(error)) from None
     # Our Events are posted by the controller, only on rollout transitions; kopf's own per-handler
     # events would be API writes on every watch event.
     settings.posting.enabled = False
@@ -57,24 +62,38 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: loggin
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def model_deployment_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def model_deployment_changed(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     """Spec and status changes alike (manual controls live in status) wake the rollout."""
     _controller(memo).on_model_deployment(event["type"], dict(event["object"]))
 
 
 @kopf.on.event("apps", "v1", "deployments")
-async def deployment_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def deployment_changed(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     """Pods becoming ready (seen on the owned Deployment's status) move the rollout on."""
     _controller(memo).on_owned("Deployment", event["type"], dict(event["object"]))
 
 
 @kopf.on.event("", "v1", "services")
-async def service_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def service_changed(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     """Keeps the cache of owned Services, so a deleted or edited one is put back."""
     _controller(memo).on_owned("Service", event["type"], dict(event["object"]))
 
 
+# kopf handles no ModelDeployment before every indexed resource has been listed once. These
+# indexers fill the cache during that first listing (they keep no kopf index themselves), so a
+# freshly started operator never takes the Deployments it already made for missing.
+@kopf.index("apps", "v1", "deployments")
+def deployments_listed(body: kopf.Body, memo: Any, **_: Any) -> None:
+    _controller(memo).cache.put_owned("Deployment", dict(body))
+
+
+@kopf.index("", "v1", "services")
+def services_listed(body: kopf.Body, memo: Any, **_: Any) -> None:
+    _controller(memo).cache.put_owned("Service", dict(body))
+
+
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
-async def steward(name: str, namespace: str, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
+async def steward(name: str, namespace: str | None, stopped: kopf.DaemonStopped, memo: Any, **_: Any) -> None:
     """Reconciles one ModelDeployment for as long as it exists and this replica leads."""
+    assert namespace is not None, "ModelDeployments are namespaced"
     await _controller(memo).steward(Key(namespace, name), stopped)

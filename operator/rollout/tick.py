@@ -31,6 +31,10 @@ class Tick:
         return self.md.spec
 
     @property
+    def generation(self) -> int | None:
+        return self.md.metadata.generation
+
+    @property
     def total(self) -> int:
         """Pods at full traffic (spec.serving.replicas)."""
         return self.spec.serving.replicas

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from support.cluster import REPO, Kube
-from support.operator import ModelDeployments, crd, mds  # noqa: F401 - fixtures
+from support.operator import ModelDeployments
 
 pytestmark = pytest.mark.cluster
 

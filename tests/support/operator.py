@@ -9,6 +9,7 @@ rollout never repeated or skipped a weight across restarts.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -304,6 +305,105 @@ def route_weights(route: dict[str, Any], name: str) -> tuple[int, int] | None:
 def _append_changed(values: list[Any], value: Any) -> None:
     if not values or values[-1] != value:
         values.append(value)
+
+
+# --- ModelDeployments and HTTPRoutes the tests apply, and what they wait for ------------------------------
+
+V1, V2, V3 = "file:///models/v1.pt", "file:///models/v2.pt", "file:///models/v3.pt"
+
+
+def canary_md(
+    steps: list[dict[str, Any]], name: str = "web", replicas: int = 4, route: str | None = None, **spec: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": "modelramp.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"uri": V1, "format": "torchscript"},
+            "serving": {"replicas": replicas, "image": "registry.invalid/serving:test"},
+            "strategy": {"canary": {"steps": steps}},
+            **spec,
+        },
+    }
+    if route is not None:
+        body["spec"]["trafficRouting"] = {"gatewayAPI": {"httpRoute": route}}
+    return body
+
+
+def blue_green_md(name: str = "web", route: str | None = None, **strategy: Any) -> dict[str, Any]:
+    body = canary_md([{"setWeight": 1}], name=name, replicas=2, route=route)
+    body["spec"]["strategy"] = {"blueGreen": {"scaleDownDelaySeconds": 2, **strategy}}
+    return body
+
+
+def with_model(body: dict[str, Any], uri: str, **serving: Any) -> dict[str, Any]:
+    changed = copy.deepcopy(body)
+    changed["spec"]["model"]["uri"] = uri
+    changed["spec"]["serving"].update(serving)
+    return changed
+
+
+def http_route(name: str) -> dict[str, Any]:
+    """A user's HTTPRoute, with fields the operator must leave alone."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "labels": {"team": "ml"}, "annotations": {"owner": "alice"}},
+        "spec": {
+            "parentRefs": [{"name": "public-gateway"}],
+            "hostnames": ["models.example.com"],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/v2/models/web"}}],
+                    "filters": [
+                        {
+                            "type": "RequestHeaderModifier",
+                            "requestHeaderModifier": {"add": [{"name": "x-team", "value": "ml"}]},
+                        }
+                    ],
+                    "timeouts": {"request": "10s"},
+                    "backendRefs": [{"name": "web", "port": 80}],
+                }
+            ],
+        },
+    }
+
+
+def user_fields(route: dict[str, Any]) -> dict[str, Any]:
+    """Everything of a route but its backendRefs (the operator's) and server bookkeeping."""
+    spec = copy.deepcopy(route["spec"])
+    for rule in spec["rules"]:
+        rule.pop("backendRefs", None)
+    meta = route["metadata"]
+    return {"spec": spec, "labels": meta.get("labels"), "annotations": meta.get("annotations")}
+
+
+def healthy(mds: ModelDeployments, name: str = "web", uri: str = V1) -> dict[str, Any]:
+    return mds.wait_status(
+        name,
+        f"Healthy serving {uri}",
+        lambda s: s.get("phase") == "Healthy" and (s.get("stableModel") or {}).get("uri") == uri,
+        timeout=60,
+    )
+
+
+def at_step(mds: ModelDeployments, index: int, weight: int, name: str = "web") -> dict[str, Any]:
+    return mds.wait_status(
+        name,
+        f"step {index} at weight {weight}",
+        lambda s: s.get("currentStepIndex") == index and s.get("canaryWeight") == weight,
+        timeout=60,
+    )
+
+
+def replicas(mds: ModelDeployments, name: str) -> int:
+    deployment = mds.deployment(name)
+    return 0 if deployment is None else int(deployment.spec.replicas)
+
+
+def reasons(mds: ModelDeployments, name: str = "web", type_: str | None = None) -> list[str]:
+    return [e.reason for e in mds.events(name) if type_ is None or e.type == type_]
 
 
 # --- fixtures (imported by the tests/cluster/test_operator*.py modules) -------------------------

@@ -1,0 +1,255 @@
+"""The canary strategy: the steps of `spec.strategy.canary`, in order, then promotion.
+
+Each step first makes sure the weight of the latest `setWeight` at or before it is published
+(canary pods Ready first, then the router; the stable side shrinks only after the router shows
+the weight), then does its own job: a pause waits (its start time is in status, so it survives a
+restart) or for a promote; an analysis step runs to a verdict. A background analysis runs beside
+the steps from `startingStep` on. After the last step, stable takes the canary's template.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from modelramp.operator.api.spec import CanaryStep
+from modelramp.operator.api.status import AnalysisRunStatus, ModelDeploymentStatus, PauseReason
+from modelramp.operator.api.types import parse_duration
+from modelramp.operator.rollout import lifecycle, runs
+from modelramp.operator.rollout.replicas import (
+    dynamic_stable_replicas,
+    published_ratio_weight,
+    ratio_stable_during_shift,
+)
+from modelramp.operator.rollout.tick import (
+    Tick,
+    Transition,
+    canary_track_revision,
+    changed,
+    normal,
+    pause_reasons,
+    promoting,
+    rollout_active,
+)
+from modelramp.operator.rollout.traffic import (
+    canary_needed,
+    live_weight,
+    ready_for,
+    uses_gateway,
+)
+from modelramp.operator.routers.replica_ratio import canary_replicas
+
+ANALYSIS_PAUSES: frozenset[PauseReason] = frozenset({"InconclusiveAnalysis", "FailedAnalysis"})
+
+
+def step_weight(steps: list[CanaryStep], index: int) -> int:
+    """The weight in force at step `index`: the latest setWeight at or before it (0 before any)."""
+    weights = [step.set_weight for step in steps[: index + 1] if step.set_weight is not None]
+    return weights[-1] if weights else 0
+
+
+def describe_step(step: CanaryStep) -> str:
+    if step.set_weight is not None:
+        return f"setWeight {step.set_weight}"
+    if step.pause is not None:
+        return f"pause {step.pause.duration}" if step.pause.duration else "pause until promoted"
+    return "analysis"
+
+
+def target_weight(tick: Tick, status: ModelDeploymentStatus) -> int:
+    """The canary weight the rollout is moving to now."""
+    if promoting(status):
+        return status.last_set_weight or 0
+    if not rollout_active(tick, status):
+        return 0
+    return step_weight(tick.steps, status.current_step_index or 0)
+
+
+def plan_replicas(tick: Tick, status: ModelDeploymentStatus) -> tuple[int, int]:
+    """(stable, canary) pods: the canary sized for the higher of the live and target weights,
+    stable for the lower, so neither side is short while traffic moves."""
+    total = tick.total
+    live, target = live_weight(tick, status), target_weight(tick, status)
+    canary = canary_replicas(total, max(live, target))
+    strategy = tick.canary_strategy
+    if promoting(status) or strategy is None:
+        return total, canary
+    if not uses_gateway(tick):
+        return ratio_stable_during_shift(total, live, target, strategy.max_surge), canary
+    if strategy.dynamic_stable_scale:
+        return dynamic_stable_replicas(total, min(live, target)), canary
+    return total, canary
+
+
+def published_weight(tick: Tick, weight: int) -> int:
+    """The canary's real share at `weight`: what the pods give under the replica ratio router."""
+    return weight if uses_gateway(tick) else published_ratio_weight(tick.total, weight)
+
+
+def advance(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
+    """The next canary transition of an active rollout, or None while it waits."""
+    if "UserPaused" in pause_reasons(status):
+        return None
+    index = status.current_step_index or 0
+    if status.promote_full:
+        return lifecycle.begin_promotion(tick, status)
+    if status.promote:
+        return _promote_step(tick, status, index)
+    background = _background(tick, status, index)
+    if background is not None:
+        return background
+    if pause_reasons(status) & ANALYSIS_PAUSES:
+        return None
+    if index >= len(tick.steps):
+        return lifecycle.begin_promotion(tick, status)
+    target = step_weight(tick.steps, index)
+    if (status.last_set_weight or 0) != target:
+        return _publish(tick, status, target, index)
+    if live_weight(tick, status) != target:
+        return None
+    step = tick.steps[index]
+    if step.pause is not None:
+        return _pause_step(tick, status, index, step)
+    if step.analysis is not None:
+        return _analysis_step(tick, status, index)
+    return _complete(tick, status, index)
+
+
+def promote_after_abort(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
+    """promote (or promote --full) after an abort or rollback continues past the step that
+    stopped it, with the runs that failed dropped (argo-rollouts#841)."""
+    if not (status.abort and status.aborted_at and (status.promote or status.promote_full)):
+        return None
+    if status.canary_revision != tick.desired_revision or promoting(status):
+        return None
+    index = status.current_step_index or 0
+    nxt = index if status.promote_full else index + 1
+    kept = [run for run in status.analysis_runs if run.phase == "Successful"]
+    return changed(
+        status,
+        normal("RolloutResumed", f"promoted after the abort: continuing at step {nxt + 1}/{len(tick.steps)}"),
+        abort=False,
+        aborted_at=None,
+        promote=False,
+        pause_conditions=[],
+        analysis_runs=kept,
+        current_step_index=min(nxt, len(tick.steps)),
+        step_start_time=tick.now,
+        last_progress_time=tick.now,
+    )
+
+
+def _position(tick: Tick, index: int) -> str:
+    return f"step {index + 1}/{len(tick.steps)}"
+
+
+def _publish(tick: Tick, status: ModelDeploymentStatus, target: int, index: int) -> Transition | None:
+    if ready_for(tick, status, target):
+        weight = published_weight(tick, target)
+        pods = canary_needed(tick, target)
+        return changed(
+            status,
+            normal("WeightSet", f"{_position(tick, index)}: canary at {weight}% ({pods}/{tick.total} pods)"),
+            last_set_weight=target,
+            canary_weight=weight,
+            last_progress_time=tick.now,
+        )
+    if tick.past_deadline(status):
+        needed = canary_needed(tick, target)
+        ready = tick.ready_pods("canary", canary_track_revision(status))
+        return lifecycle.rollback(
+            tick,
+            status,
+            "ProgressDeadlineExceeded",
+            f"{ready}/{needed} canary pods of revision {status.canary_revision} Ready after "
+            f"{tick.spec.progress_deadline_seconds}s (progressDeadlineSeconds)",
+        )
+    return None
+
+
+def _complete(tick: Tick, status: ModelDeploymentStatus, index: int) -> Transition:
+    step = describe_step(tick.steps[index])
+    return changed(
+        status,
+        normal("StepCompleted", f"{_position(tick, index)} ({step}) completed"),
+        current_step_index=index + 1,
+        step_start_time=tick.now,
+        last_progress_time=tick.now,
+        pause_conditions=lifecycle.without_pause(status, "CanaryPauseStep"),
+    )
+
+
+def _pause_step(tick: Tick, status: ModelDeploymentStatus, index: int, step: CanaryStep) -> Transition | None:
+    started = next((c.start_time for c in status.pause_conditions if c.reason == "CanaryPauseStep"), None)
+    duration = step.pause.duration if step.pause else None
+    if started is None:
+        what = f"pausing for {duration}" if duration else "waiting for promote"
+        return lifecycle.add_pause(
+            tick, status, "CanaryPauseStep", normal("Paused", f"{_position(tick, index)}: {what}")
+        )
+    if duration and tick.now >= started + timedelta(seconds=parse_duration(duration)):
+        return _complete(tick, status, index)
+    return None
+
+
+def pause_end(tick: Tick, status: ModelDeploymentStatus) -> timedelta | None:
+    """Time left in the current timed pause step."""
+    index = status.current_step_index or 0
+    if not rollout_active(tick, status) or index >= len(tick.steps):
+        return None
+    pause = tick.steps[index].pause
+    started = next((c.start_time for c in status.pause_conditions if c.reason == "CanaryPauseStep"), None)
+    if pause is None or pause.duration is None or started is None:
+        return None
+    return started + timedelta(seconds=parse_duration(pause.duration)) - tick.now
+
+
+def _analysis_step(tick: Tick, status: ModelDeploymentStatus, index: int) -> Transition | None:
+    run = lifecycle.current_run(tick, status, "Step", index)
+    if run is None:
+        return lifecycle.start_analysis(tick, status, "Step", index)
+    if run.phase == "Successful":
+        return _complete(tick, status, index)
+    if run.phase in ("Running", "Pending"):
+        return None
+    return lifecycle.act_on_verdict(tick, status, run)
+
+
+def _background(tick: Tick, status: ModelDeploymentStatus, index: int) -> Transition | None:
+    analysis = tick.canary_strategy.analysis if tick.canary_strategy else None
+    if analysis is None or index < (analysis.starting_step or 0):
+        return None
+    run = lifecycle.current_run(tick, status, "Background")
+    if run is None:
+        return lifecycle.start_analysis(tick, status, "Background")
+    if run.phase in ("Running", "Pending", "Successful"):
+        return None
+    return lifecycle.act_on_verdict(tick, status, run)
+
+
+def _promote_step(tick: Tick, status: ModelDeploymentStatus, index: int) -> Transition:
+    """`modelramp promote`: end the current step now; analysis pauses are lifted, a decided
+    background run starts over, a running step analysis is stopped."""
+    if index >= len(tick.steps):
+        return lifecycle.begin_promotion(tick, status)
+    kept = [
+        _stop_if_current(tick, run, index)
+        for run in status.analysis_runs
+        if run.kind != "Background" or run.phase in ("Running", "Pending", "Successful")
+    ]
+    step = describe_step(tick.steps[index])
+    return changed(
+        status,
+        normal("StepPromoted", f"{_position(tick, index)} ({step}) ended by promote"),
+        promote=False,
+        analysis_runs=kept,
+        pause_conditions=lifecycle.without_pause(status, "CanaryPauseStep", *ANALYSIS_PAUSES),
+        current_step_index=index + 1,
+        step_start_time=tick.now,
+        last_progress_time=tick.now,
+    )
+
+
+def _stop_if_current(tick: Tick, run: AnalysisRunStatus, index: int) -> AnalysisRunStatus:
+    if run.kind == "Step" and run.step_index == index:
+        return runs.terminate(run, lifecycle.metrics_for_run(tick, run), tick.now)
+    return run

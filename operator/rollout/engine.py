@@ -1,0 +1,235 @@
+"""`reconcile`: the rollout engine's single entry point, a pure function of its input.
+
+One tick: fold the glue's measurements into the running analyses, then apply transitions until
+none applies (so the same input always yields the same output, and feeding the output status back
+in with the same observations changes nothing and emits nothing), describe the result (phase,
+conditions, an event per phase change), and build the objects, the route patch and the requeue
+delay from it. No I/O, no clock, no randomness.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from modelramp.operator.api.status import ModelDeploymentStatus
+from modelramp.operator.rollout import bluegreen, canary, lifecycle, runs
+from modelramp.operator.rollout.conditions import UNHEALTHY, conditions_for, reason_of
+from modelramp.operator.rollout.describe import describe
+from modelramp.operator.rollout.model import EventRecord, ReconcileInput, ReconcileOutput, Track
+from modelramp.operator.rollout.objects import get_deployment, get_services, pod_selector
+from modelramp.operator.rollout.revision import revision_of, template_of
+from modelramp.operator.rollout.tick import (
+    Tick,
+    Transition,
+    canary_track_revision,
+    changed,
+    normal,
+    rollout_active,
+    warning,
+)
+from modelramp.operator.rollout.traffic import (
+    live_weight,
+    route_patch,
+    route_problem,
+    unsupported_router,
+    uses_gateway,
+)
+
+Candidate = Callable[[Tick, ModelDeploymentStatus], Transition | None]
+ROUTE_POLL_SECONDS = 5.0
+
+
+def reconcile(inp: ReconcileInput) -> ReconcileOutput:
+    """What to apply, the new status and the events, for one ModelDeployment at `inp.now`."""
+    desired = template_of(inp.md.spec, inp.config)
+    tick = Tick(
+        md=inp.md,
+        observed=inp.observed,
+        measurements=tuple(inp.measurements),
+        now=inp.now,
+        config=inp.config,
+        desired=desired,
+        desired_revision=revision_of(desired),
+    )
+    before = inp.md.status
+    problem = unsupported_router(tick)
+    if problem is not None:
+        return _refused(tick, before, problem)
+    status, events = _fold_measurements(tick, before)
+    status, transition_events = _settle(tick, status)
+    events += transition_events
+    status, described_events = _described(tick, before, status, events)
+    return ReconcileOutput(
+        apply=_objects(tick, status),
+        route_patch=route_patch(tick, status),
+        status=status,
+        events=events + described_events,
+        requeue_after=_requeue_after(tick, status),
+    )
+
+
+def _fold_measurements(
+    tick: Tick, status: ModelDeploymentStatus
+) -> tuple[ModelDeploymentStatus, list[EventRecord]]:
+    """This tick's measurements counted into the running runs of the current revision."""
+    live = [run for run in status.analysis_runs if run.revision == status.canary_revision]
+    folded, events = [], []
+    for run in status.analysis_runs:
+        after = runs.fold(run, lifecycle.metrics_for_run(tick, run), tick.measurements, tick.now)
+        if after.phase == "Successful" and run.phase != "Successful":
+            events.append(normal("AnalysisSuccessful", f"analysis {after.name} Successful"))
+        folded.append(after)
+    measurements = runs.recent_measurements(status.measurements, tick.measurements, live)
+    return status.model_copy(update={"analysis_runs": folded, "measurements": measurements}), events
+
+
+def _strategy_advance(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
+    if not rollout_active(tick, status):
+        return None
+    return canary.advance(tick, status) if tick.canary_strategy else bluegreen.advance(tick, status)
+
+
+def _promote_after_abort(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
+    if tick.canary_strategy:
+        return canary.promote_after_abort(tick, status)
+    return bluegreen.promote_after_abort(tick, status)
+
+
+def _stable_unready(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
+    """A Healthy stable lost pods (or was scaled up): the deadline counts from now."""
+    if status.canary_revision is not None or status.phase != "Healthy":
+        return None
+    if tick.has_ready("stable", status.stable_revision, tick.total):
+        return None
+    return changed(status, last_progress_time=tick.now)
+
+
+# In priority order: the first that changes the status is applied, then all are tried again.
+CANDIDATES: tuple[Candidate, ...] = (
+    lifecycle.initialize,
+    lifecycle.new_revision,
+    lifecycle.cancel,
+    lifecycle.retry,
+    lifecycle.clear_stray_requests,
+    _promote_after_abort,
+    lifecycle.abort_requested,
+    lifecycle.restore_stable_traffic,
+    lifecycle.finish_promotion,
+    _stable_unready,
+    lifecycle.user_pause,
+    _strategy_advance,
+)
+
+
+def _settle(tick: Tick, status: ModelDeploymentStatus) -> tuple[ModelDeploymentStatus, list[EventRecord]]:
+    """Apply transitions until none changes anything."""
+    events: list[EventRecord] = []
+    # Every transition moves the rollout forward, so a handful per step is plenty.
+    for _ in range(8 * (len(tick.steps) + 8)):
+        for candidate in CANDIDATES:
+            transition = candidate(tick, status)
+            if transition is not None and transition.status != status:
+                status = transition.status
+                events.extend(transition.events)
+                break
+        else:
+            return status, events
+    raise RuntimeError(f"rollout engine: no steady state for {tick.md.metadata.name} (a bug)")
+
+
+def _described(
+    tick: Tick, before: ModelDeploymentStatus, status: ModelDeploymentStatus, events: list[EventRecord]
+) -> tuple[ModelDeploymentStatus, list[EventRecord]]:
+    """Phase, message, conditions and counts, with an event for a phase change or a route problem
+    that no transition announced already."""
+    phase, reason, message = describe(tick, status)
+    new_events = []
+    problem = route_problem(tick)
+    if problem is not None:
+        if problem not in (before.message or ""):
+            new_events.append(warning("RouteUnavailable", problem))
+        message = f"{message}; route: {problem}"
+    announced = {event.reason for event in events}
+    if (phase, reason) != (before.phase, reason_of(before.conditions)) and reason not in announced:
+        new_events.append((warning if phase in UNHEALTHY else normal)(reason, f"{phase}: {message}"))
+    observed = tick.observed.deployments.values()
+    described = status.model_copy(
+        update={
+            "observed_generation": tick.generation,
+            "phase": phase,
+            "message": message,
+            "conditions": conditions_for(
+                phase, reason, message, generation=tick.generation, now=tick.now, previous=status.conditions
+            ),
+            "replicas": sum(deployment.spec_replicas for deployment in observed),
+            "ready_replicas": sum(deployment.ready_replicas for deployment in observed),
+            "selector": pod_selector(tick.md),
+        }
+    )
+    return described, new_events
+
+
+def _objects(tick: Tick, status: ModelDeploymentStatus) -> list[dict[str, Any]]:
+    plan = canary.plan_replicas if tick.canary_strategy else bluegreen.plan_replicas
+    stable_replicas, canary_replicas = plan(tick, status)
+    stable_template = status.stable_template or tick.desired
+    canary_template = tick.desired if status.canary_revision == tick.desired_revision else stable_template
+    stable = get_deployment(
+        tick.md, "stable", stable_template, status.stable_revision or tick.desired_revision, stable_replicas
+    )
+    canary_track = get_deployment(
+        tick.md,
+        "canary",
+        canary_template,
+        canary_track_revision(status) or tick.desired_revision,
+        canary_replicas,
+    )
+    # `<name>` follows the pods under the replica ratio canary; elsewhere it points at one side.
+    both = tick.canary_strategy is not None and not uses_gateway(tick)
+    active: Track | None = None if both else ("canary" if status.last_set_weight == 100 else "stable")
+    return [stable, canary_track, *get_services(tick.md, active)]
+
+
+def _requeue_after(tick: Tick, status: ModelDeploymentStatus) -> float | None:
+    """Seconds until something the engine waits for is due: a pause's end, auto-promotion, the
+    scale-down delay, the progress deadline, the next measurement; soon while the route lags."""
+    times: list[datetime | None] = [
+        bluegreen.auto_promotion_time(tick, status) if tick.blue_green else None,
+        bluegreen.scale_down_time(tick, status) if tick.blue_green else None,
+    ]
+    left = canary.pause_end(tick, status) if tick.canary_strategy else None
+    if left is not None:
+        times.append(tick.now + left)
+    if status.phase in ("Initializing", "Progressing", "Promoting"):
+        times.append(tick.deadline(status))
+    due = [(at - tick.now).total_seconds() for at in times if at is not None and at > tick.now]
+    # A measurement already due (a run started this tick) is taken on the next tick, at once.
+    wakeups = [runs.wakeup(run, lifecycle.metrics_for_run(tick, run)) for run in status.analysis_runs]
+    due += [max(0.0, (at - tick.now).total_seconds()) for at in wakeups if at is not None]
+    if uses_gateway(tick) and live_weight(tick, status) != (status.last_set_weight or 0):
+        due.append(ROUTE_POLL_SECONDS)
+    return min(due, default=None)
+
+
+def _refused(tick: Tick, before: ModelDeploymentStatus, problem: str) -> ReconcileOutput:
+    """A spec this engine can't act on: say why, touch nothing."""
+    reason = "UnsupportedTrafficRouting"
+    status = before.model_copy(
+        update={
+            "observed_generation": tick.generation,
+            "phase": "Failed",
+            "message": problem,
+            "conditions": conditions_for(
+                "Failed",
+                reason,
+                problem,
+                generation=tick.generation,
+                now=tick.now,
+                previous=before.conditions,
+            ),
+        }
+    )
+    events = [] if before.message == problem else [warning(reason, problem)]
+    return ReconcileOutput(status=status, events=events)

@@ -1,0 +1,349 @@
+"""Transitions every strategy shares: first deploy, start/restart/cancel/retry of a rollout, abort
+and rollback, user pause, analysis verdicts, and promotion (stable takes the canary's template,
+then traffic and the canary go back to stable).
+
+Each function is a transition `(Tick, status) -> Transition | None`: None when it doesn't apply.
+"""
+
+from __future__ import annotations
+
+from modelramp.operator.api.analysis import AnalysisSpec, EffectiveMetric
+from modelramp.operator.api.status import (
+    AnalysisKind,
+    AnalysisRunStatus,
+    BlueGreenStatus,
+    ModelDeploymentStatus,
+    PauseCondition,
+    PauseReason,
+    Phase,
+    ResolvedModel,
+    RevisionTemplate,
+)
+from modelramp.operator.rollout import runs
+from modelramp.operator.rollout.conditions import conditions_for
+from modelramp.operator.rollout.model import EventRecord
+from modelramp.operator.rollout.tick import (
+    Tick,
+    Transition,
+    changed,
+    normal,
+    pause_reasons,
+    promoting,
+    rollout_active,
+    warning,
+)
+from modelramp.operator.rollout.traffic import live_weight, ready_for
+
+
+def resolved(template: RevisionTemplate) -> ResolvedModel:
+    # Registry aliases are resolved by the registry glue; a plain URI is its own resolution.
+    return ResolvedModel(uri=template.model.uri, resolved_uri=template.model.uri)
+
+
+def initialize(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
+    """First apply: the spec becomes the stable revision."""
+    if status.stable_revision is not None and status.stable_template is not None:
+        return None
+    return changed(
+        status,
+        normal(
+            "Deploying", f"deploying {tick.desired.model.uri} (revision {tick.desired_revision}) as stable"
+        ),
+        stable_revision=tick.desired_revision,
+        stable_template=tick.desired,
+        stable_model=resolved(tick.desired),
+        last_progress_time=tick.now,
+        canary_weight=0,
+        last_set_weight=0,
+    )
+
+
+def _fresh_rollout(tick: Tick, status: ModelDeploymentStatus) -> dict[str, object]:
+    """The status fields of a rollout of the desired revision that starts now."""
+    return {
+        "canary_revision": tick.desired_revision,
+        "canary_model": resolved(tick.desired),
+        "current_step_index": 0,
+        "step_start_time": tick.now,
+        "pause_conditions": [],
+        "abort": False,
+        "aborted_at": None,
+        "promote": False,
+        "promote_full": False,
+        "blue_green": BlueGreenStatus() if tick.blue_green else None,
+        "rollout_start_time": tick.now,
+        "last_progress_time": tick.now,
+        "analysis_runs": [],
+        "measurements": [],
+    }
+
+
+def new_revision(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
+    """The spec names a revision that is neither stable nor rolling out: (re)start from step 0.
+    The runs of the replaced revision are dropped, never inherited (flagger#30)."""
+    if tick.desired_revision in (status.stable_revision, status.canary_revision):
+        return None
+    target = f"revision {tick.desired_revision} ({tick.desired.model.uri})"
+    if status.canary_revision is not None and not promoting(status) and not status.abort:
+        event = normal(
+            "RolloutRestarted", f"{target} replaces revision {status.canary_revision} mid-rollout; restarting"
+        )
+    else:
+        event = normal(
+            "RolloutStarted", f"rolling out {target} over stable revision {status.stable_revision}"
+        )
+    return changed(status, event, **_fresh_rollout(tick, status))
+
+
+def retry(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
+    """`status.abort` cleared after an abort or a rollback: restart the rollout from step 0."""
+    if (
+        status.canary_revision != tick.desired_revision
+        or promoting(status)
+        or status.abort
+        or status.aborted_at is None
+    ):
+        return None
+    event = normal(
+        "RolloutRetried", f"retrying the rollout of revision {tick.desired_revision} from the start"
+    )
+    return changed(status, event, **_fresh_rollout(tick, status))
+
+
+def cancel(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
+    """The spec went back to the stable revision: drop the rollout, traffic back to stable."""
+    if status.canary_revision is None or promoting(status) or tick.desired_revision != status.stable_revision:
+        return None
+    event = normal(
+        "RolloutCancelled",
+        f"spec is back to stable {status.stable_revision}: rollout of {status.canary_revision} cancelled",
+    )
+    return changed(status, event, **_idle())
+
+
+def _idle() -> dict[str, object]:
+    return {
+        "canary_revision": None,
+        "canary_model": None,
+        "pause_conditions": [],
+        "abort": False,
+        "aborted_at": None,
+        "promote": False,
+        "promote_full": False,
+    }
+
+
+def clear_stray_requests(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
+    """abort/promote asked for with no rollout to act on (or during the final promotion): cleared,
+    with an event saying so, rather than kept to surprise the next rollout."""
+    idle = status.canary_revision is None
+    if not (idle or promoting(status)) or not (status.abort or status.promote or status.promote_full):
+        return None
+    why = "no rollout is in progress" if idle else "the rollout is already promoting"
+    return changed(
+        status,
+        normal("RequestIgnored", f"abort/promote request cleared: {why}"),
+        abort=False,
+        promote=False,
+        promote_full=False,
+    )
+
+
+def abort_requested(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
+    """`modelramp abort`: all traffic back to stable, canary to 0, phase Degraded."""
+    if not (status.abort and status.aborted_at is None and status.canary_revision == tick.desired_revision):
+        return None
+    if promoting(status):
+        return None
+    message = f"rollout of revision {status.canary_revision} aborted: all traffic back to stable"
+    return stop(tick, status, "Degraded", "RolloutAborted", message)
+
+
+def stop(tick: Tick, status: ModelDeploymentStatus, phase: Phase, reason: str, message: str) -> Transition:
+    """Abort or roll back: runs stopped, pauses cleared (aborting a paused rollout must not loop,
+    argo-rollouts#3756), the phase sticky until retry, promote or a new revision."""
+    stopped = [runs.terminate(run, metrics_for_run(tick, run), tick.now) for run in status.analysis_runs]
+    return changed(
+        status,
+        warning(reason, message),
+        abort=True,
+        aborted_at=tick.now,
+        promote=False,
+        promote_full=False,
+        pause_conditions=[],
+        analysis_runs=stopped,
+        phase=phase,
+        message=message,
+        conditions=conditions_for(
+            phase,
+            reason,
+            message,
+            generation=tick.md.metadata.generation,
+            now=tick.now,
+            previous=status.conditions,
+        ),
+    )
+
+
+def rollback(tick: Tick, status: ModelDeploymentStatus, reason: str, message: str) -> Transition:
+    return stop(tick, status, "RolledBack", reason, f"rolled back: {message}")
+
+
+def restore_stable_traffic(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
+    """Aborted or cancelled with traffic still on the canary: move it back once stable has the pods."""
+    if rollout_active(tick, status) or promoting(status) or not status.last_set_weight:
+        return None
+    if not ready_for(tick, status, 0):
+        return None
+    return changed(
+        status,
+        normal("TrafficShifted", f"all traffic back to stable revision {status.stable_revision}"),
+        last_set_weight=0,
+        canary_weight=0,
+    )
+
+
+def begin_promotion(tick: Tick, status: ModelDeploymentStatus) -> Transition:
+    """Stable takes the canary's template; traffic stays where it is until stable is Ready."""
+    stopped = [runs.terminate(run, metrics_for_run(tick, run), tick.now) for run in status.analysis_runs]
+    return changed(
+        status,
+        normal("Promoting", f"promoting revision {status.canary_revision}: stable takes its template"),
+        stable_revision=status.canary_revision,
+        stable_template=tick.desired,
+        stable_model=status.canary_model,
+        analysis_runs=stopped,
+        pause_conditions=[],
+        promote=False,
+        promote_full=False,
+        step_start_time=tick.now,
+        last_progress_time=tick.now,
+    )
+
+
+def finish_promotion(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
+    """Stable Ready on the new revision: traffic to stable, then (once the router shows it) the
+    canary is scaled to 0 and the rollout ends."""
+    if not promoting(status) or not tick.has_ready("stable", status.stable_revision, tick.total):
+        return None
+    if status.last_set_weight:
+        return changed(
+            status,
+            normal("TrafficShifted", f"stable runs revision {status.stable_revision}: all traffic to stable"),
+            last_set_weight=0,
+            canary_weight=0,
+        )
+    if live_weight(tick, status) != 0:
+        return None
+    return changed(
+        status,
+        normal("Promoted", f"revision {status.stable_revision} ({tick.desired.model.uri}) is stable"),
+        last_progress_time=tick.now,
+        **_idle(),
+    )
+
+
+def user_pause(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
+    """spec.paused set or cleared during a rollout; the deadline restarts on resume."""
+    if not rollout_active(tick, status):
+        return None
+    paused = "UserPaused" in pause_reasons(status)
+    if tick.spec.paused and not paused:
+        return add_pause(tick, status, "UserPaused", normal("Paused", "rollout paused (spec.paused)"))
+    if not tick.spec.paused and paused:
+        return changed(
+            status,
+            normal("Resumed", "rollout resumed (spec.paused cleared)"),
+            pause_conditions=without_pause(status, "UserPaused"),
+            last_progress_time=tick.now,
+        )
+    return None
+
+
+def without_pause(status: ModelDeploymentStatus, *reasons: PauseReason) -> list[PauseCondition]:
+    return [condition for condition in status.pause_conditions if condition.reason not in reasons]
+
+
+def add_pause(
+    tick: Tick, status: ModelDeploymentStatus, reason: PauseReason, event: EventRecord
+) -> Transition | None:
+    """Pause with `reason` (once), starting now."""
+    if reason in pause_reasons(status):
+        return None
+    condition = PauseCondition(reason=reason, start_time=tick.now)
+    return changed(status, event, pause_conditions=[*status.pause_conditions, condition])
+
+
+# --- analysis -----------------------------------------------------------------------------------
+
+_VERDICT_EVENTS = {"Failed": "AnalysisFailed", "Error": "AnalysisError"}
+
+
+def analysis_of(tick: Tick, kind: AnalysisKind, step_index: int | None) -> AnalysisSpec | None:
+    """The spec of the analysis a run of `kind` measures, if the spec still has it."""
+    canary, blue_green = tick.canary_strategy, tick.blue_green
+    if kind == "Step" and step_index is not None and step_index < len(tick.steps):
+        return tick.steps[step_index].analysis
+    if kind == "Background" and canary is not None:
+        return canary.analysis
+    if kind == "PrePromotion" and blue_green is not None:
+        return blue_green.pre_promotion_analysis
+    if kind == "PostPromotion" and blue_green is not None:
+        return blue_green.post_promotion_analysis
+    return None
+
+
+def metrics_for_run(tick: Tick, run: AnalysisRunStatus) -> list[EffectiveMetric]:
+    analysis = analysis_of(tick, run.kind, run.step_index)
+    return runs.effective_metrics(analysis, tick.spec) if analysis is not None else []
+
+
+def current_run(
+    tick: Tick, status: ModelDeploymentStatus, kind: AnalysisKind, step_index: int | None = None
+) -> AnalysisRunStatus | None:
+    revision = status.canary_revision or ""
+    return runs.find(status.analysis_runs, runs.run_name(kind, revision, step_index))
+
+
+def start_analysis(
+    tick: Tick, status: ModelDeploymentStatus, kind: AnalysisKind, step_index: int | None = None
+) -> Transition | None:
+    """Start the run of an analysis unless it already exists for this revision."""
+    analysis = analysis_of(tick, kind, step_index)
+    if analysis is None or current_run(tick, status, kind, step_index) is not None:
+        return None
+    revision = status.canary_revision or ""
+    run = runs.start_run(
+        kind,
+        revision,
+        step_index,
+        runs.effective_metrics(analysis, tick.spec),
+        now=tick.now,
+        provider=runs.has_provider(tick.spec, tick.config),
+    )
+    return changed(
+        status,
+        normal("AnalysisStarted", f"analysis {run.name} started ({len(run.metrics)} metrics)"),
+        analysis_runs=runs.upsert(status.analysis_runs, run),
+    )
+
+
+def act_on_verdict(tick: Tick, status: ModelDeploymentStatus, run: AnalysisRunStatus) -> Transition | None:
+    """A decided, unsuccessful run: roll back (or pause, spec.analysis.onFailure=Pause) on Failed;
+    pause for a human on Inconclusive or Error, never promote."""
+    detail = f"analysis {run.name} {run.phase}: {run.message or 'no details'}"
+    policy = tick.spec.analysis.on_failure if tick.spec.analysis else "Rollback"
+    if run.phase == "Failed" and policy == "Rollback":
+        return rollback(tick, status, "AnalysisFailed", detail)
+    reason: PauseReason = "FailedAnalysis" if run.phase == "Failed" else "InconclusiveAnalysis"
+    if reason in pause_reasons(status):
+        return None
+    event_reason = {"Failed": "AnalysisFailed", "Error": "AnalysisError"}.get(
+        run.phase, "AnalysisInconclusive"
+    )
+    condition = PauseCondition(reason=reason, start_time=tick.now)
+    return changed(
+        status,
+        warning(event_reason, f"{detail}; paused: promote to continue, abort to roll back"),
+        pause_conditions=[*status.pause_conditions, condition],
+    )

@@ -1,0 +1,133 @@
+"""A real MLflow tracking server for tests: `mlflow server` on 127.0.0.1, a free port, sqlite and
+local artifacts under a temp folder, with MLflow's basic-auth app so credentials really matter.
+
+Starting one takes a while (MLflow imports slowly), so a test module shares one. `stop()` and
+`start()` may be called again to simulate an outage: the database, users and port survive it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from support.prometheus import free_port
+
+ADMIN_USERNAME = "admin"
+# Variables through which a client would pick up credentials or a server from the test's own env.
+_CLIENT_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+)
+
+
+@dataclass
+class MlflowServer:
+    """An `mlflow server --app-name basic-auth` process; use as a context manager."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    _process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, ready_timeout: float = 240.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        auth_config = self.workdir / "basic_auth.ini"
+        auth_config.write_text(
+            "[mlflow]\n"
+            "default_permission = MANAGE\n"
+            f"database_uri = sqlite:///{self.workdir / 'auth.db'}\n"
+            f"admin_username = {ADMIN_USERNAME}\n"
+            f"admin_password = {self.admin_password}\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            # Checking a password costs a PBKDF2 hash: seconds on a busy machine, per request.
+            "auth_cache_ttl_seconds = 600\n"
+        )
+        env = {key: value for key, value in os.environ.items() if key not in _CLIENT_ENV}
+        env |= {
+            "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+            # The job runner starts a dozen worker processes a registry test never uses.
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        }
+        log = (self.workdir / "mlflow.log").open("ab")
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{self.workdir / 'mlflow.db'}",
+                "--default-artifact-root",
+                str(self.workdir / "artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+                "--app-name",
+                "basic-auth",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            env=env,
+        )
+        log.close()
+        self._wait_ready(ready_timeout)
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        log = self.workdir / "mlflow.log"
+        return "\n".join(log.read_text().splitlines()[-lines:]) if log.exists() else ""
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise RuntimeError(
+                    f"mlflow server exited with {self._process.returncode}:\n{self.log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise TimeoutError(f"mlflow server not ready in {timeout}s:\n{self.log_tail()}")
+
+    def __enter__(self) -> MlflowServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,208 @@
+"""A small simulated cluster for the pure rollout engine: it applies `reconcile`'s output the way
+the kopf glue and Kubernetes would (Deployments, the HTTPRoute merge patch, status), and lets a
+test decide which pods become Ready and when, so rollouts are walked tick by tick without a
+cluster. Only the engine runs for real; the world never decides anything for it.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from modelramp.operator.api import ModelDeployment
+from modelramp.operator.api.status import Measurement
+from modelramp.operator.rollout import reconcile
+from modelramp.operator.rollout.model import (
+    EngineConfig,
+    EventRecord,
+    Observed,
+    ObservedDeployment,
+    ReconcileInput,
+    ReconcileOutput,
+    Track,
+)
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+CONFIG = EngineConfig(serving_image="ghcr.io/modelramp/server:test")
+REVISION_LABEL = "modelramp.dev/revision"
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def httproute(name: str = "web", namespace: str = "default") -> dict[str, Any]:
+    """A user's HTTPRoute with one rule still pointing at the apex Service."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": namespace, "resourceVersion": "1"},
+        "spec": {
+            "parentRefs": [{"name": "gw"}],
+            "hostnames": ["models.example.com"],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/v2"}}],
+                    "backendRefs": [{"name": "md", "port": 80}],
+                }
+            ],
+        },
+    }
+
+
+@dataclass
+class Pods:
+    """What the kubelet made of one Deployment."""
+
+    revision: str | None = None
+    ready: int = 0
+    updated: int = 0
+
+
+@dataclass
+class World:
+    md: dict[str, Any]
+    config: EngineConfig = CONFIG
+    now: datetime = START
+    route: dict[str, Any] | None = None
+    route_error: str | None = None
+    deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pods: dict[str, Pods] = field(default_factory=dict)
+    # Tracks whose pods never become Ready (crash-looping image, no GPU to schedule on).
+    broken: set[str] = field(default_factory=set)
+    auto_ready: bool = True
+    events: list[EventRecord] = field(default_factory=list)
+    outputs: list[ReconcileOutput] = field(default_factory=list)
+
+    @property
+    def status(self) -> dict[str, Any]:
+        status: dict[str, Any] = self.md.get("status", {})
+        return status
+
+    def model(self) -> ModelDeployment:
+        return ModelDeployment.model_validate(self.md)
+
+    def observed(self) -> Observed:
+        deployments = {}
+        for track, manifest in self.deployments.items():
+            pods = self.pods.get(track, Pods())
+            deployments[track] = ObservedDeployment(
+                name=manifest["metadata"]["name"],
+                track=track,  # type: ignore[arg-type]
+                revision=manifest["spec"]["template"]["metadata"]["labels"][REVISION_LABEL],
+                spec_replicas=manifest["spec"]["replicas"],
+                ready_replicas=pods.ready if pods.revision == self._revision(track) else 0,
+                updated_replicas=pods.updated if pods.revision == self._revision(track) else 0,
+                generation=1,
+                observed_generation=1,
+            )
+        return Observed(deployments=deployments, route=copy.deepcopy(self.route), route_error=self.route_error)
+
+    def _revision(self, track: str) -> str:
+        label: str = self.deployments[track]["spec"]["template"]["metadata"]["labels"][REVISION_LABEL]
+        return label
+
+    def input(self, measurements: list[Measurement] | None = None) -> ReconcileInput:
+        return ReconcileInput(
+            md=self.model(),
+            observed=self.observed(),
+            measurements=measurements or [],
+            now=self.now,
+            config=self.config,
+        )
+
+    def reconcile(self, measurements: list[Measurement] | None = None) -> ReconcileOutput:
+        """One operator tick: observe, decide, apply, write status."""
+        out = reconcile(self.input(measurements))
+        for manifest in out.apply:
+            if manifest["kind"] == "Deployment":
+                self.deployments[manifest["metadata"]["labels"]["modelramp.dev/track"]] = manifest
+        if out.route_patch is not None and self.route is not None:
+            self.route = merge_patch(self.route, out.route_patch)
+        self.md["status"] = out.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        self.events.extend(out.events)
+        self.outputs.append(out)
+        return out
+
+    def kubelet(self) -> None:
+        """Pods catch up with their Deployments (except broken tracks)."""
+        for track, manifest in self.deployments.items():
+            wanted = manifest["spec"]["replicas"]
+            revision = self._revision(track)
+            ready = 0 if track in self.broken else wanted
+            self.pods[track] = Pods(revision=revision, ready=ready, updated=wanted)
+
+    def tick(self, seconds: float = 1.0, measurements: list[Measurement] | None = None) -> ReconcileOutput:
+        """Reconcile, let the pods catch up, reconcile again, then let time pass."""
+        out = self.reconcile(measurements)
+        if self.auto_ready:
+            self.kubelet()
+            out = self.reconcile()
+        self.now += timedelta(seconds=seconds)
+        return out
+
+    def set_spec(self, path: str, value: Any) -> None:
+        """Edit the spec like `kubectl apply` (a dotted path of wire names); bumps the generation."""
+        node = self.md["spec"]
+        *parents, last = path.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+        self.md["metadata"]["generation"] = self.md["metadata"].get("generation", 1) + 1
+
+    def patch_status(self, **fields: Any) -> None:
+        """A user's `modelramp promote/abort/retry` (the status subresource)."""
+        self.md.setdefault("status", {}).update(fields)
+
+    def replicas(self) -> dict[str, int]:
+        return {track: manifest["spec"]["replicas"] for track, manifest in self.deployments.items()}
+
+    def apex_selector(self) -> dict[str, str]:
+        out = self.outputs[-1]
+        service = next(m for m in out.apply if m["kind"] == "Service" and m["metadata"]["name"] == self.name)
+        selector: dict[str, str] = service["spec"]["selector"]
+        return selector
+
+    @property
+    def name(self) -> str:
+        name: str = self.md["metadata"]["name"]
+        return name
+
+
+def model_deployment(
+    strategy: dict[str, Any],
+    *,
+    uri: str = "models:/iris/1",
+    replicas: int = 4,
+    routing: dict[str, Any] | None = None,
+    analysis: dict[str, Any] | None = None,
+    deadline: int | None = None,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "model": {"uri": uri, "format": "torchscript"},
+        "serving": {"replicas": replicas},
+        "strategy": strategy,
+    }
+    if routing is not None:
+        spec["trafficRouting"] = routing
+    if analysis is not None:
+        spec["analysis"] = analysis
+    if deadline is not None:
+        spec["progressDeadlineSeconds"] = deadline
+    return {
+        "apiVersion": "modelramp.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "md", "namespace": "default", "uid": "uid-1", "generation": 1},
+        "spec": spec,
+    }
