@@ -9,7 +9,7 @@ test: test-deps lint ## everything CI runs: lint, generated-file checks, unit, c
 test-deps: venv cluster-up
 
 unit: venv ## the fast tests only (no cluster, no Prometheus, no servers)
-	$(VENV)/bin/pytest -m "not cluster and not e2e and not prometheus" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not cluster and not e2e and not prometheus and not mlflow" $(PYTEST_ARGS)
 
 lint: venv ## ruff and mypy
 	$(VENV)/bin/ruff check .

@@ -2,9 +2,9 @@
 
 GitOps-safe, like Argo Rollouts: the one-shot requests (promote, promote --full, abort, retry) are
 written to the status subresource, which Argo CD never diffs and the operator clears once it has
-acted; only pause/resume touch the spec (`spec.paused`), as a user would in Git. Each command
-writes what the Argo CD action of the same name writes. Nothing here decides anything: the
-operator does, on its next reconcile.
+acted (`status.promote`, `status.promoteFull`, `status.abort`; retry clears `abort`); only
+pause/resume touch the spec (`spec.paused`), as a user would in Git. Nothing here decides
+anything: the operator does, on its next reconcile.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from modelramp.operator.api import API_VERSION, KIND, ModelDeployment, ModelDeploymentStatus
 from modelramp.operator.api.spec import CanaryStep
-from modelramp.operator.kube import Conflict, Kube, KubeError, connect
+from modelramp.operator.kube import Kube, KubeError, connect
 
 FIELD_MANAGER = "modelramp-cli"
 
@@ -69,19 +69,11 @@ def _run(argv: Sequence[str], command: str, description: str, act: Callable[...,
     return 0
 
 
-def _patch_status(
-    kube: Kube, body: dict[str, Any], status_patch: dict[str, Any], *, guarded: bool = False
-) -> None:
-    """Writes `status_patch`; `guarded` ones fail (rather than apply twice) if the object changed
-    since it was read."""
+def _patch_status(kube: Kube, body: dict[str, Any], status_patch: dict[str, Any]) -> None:
+    """Sets request fields only; the operator guards its own status writes with resourceVersion,
+    so it never overwrites a request made meanwhile."""
     meta = body["metadata"]
-    version = meta["resourceVersion"] if guarded else None
-    try:
-        kube.patch_model_deployment_status(meta["namespace"], meta["name"], status_patch, version)
-    except Conflict as error:
-        raise CliError(
-            f"{meta['namespace']}/{meta['name']} changed meanwhile; look again and retry"
-        ) from error
+    kube.patch_model_deployment_status(meta["namespace"], meta["name"], status_patch, None)
 
 
 def _patch_spec(kube: Kube, body: dict[str, Any], spec_patch: dict[str, Any]) -> None:
@@ -89,27 +81,15 @@ def _patch_spec(kube: Kube, body: dict[str, Any], spec_patch: dict[str, Any]) ->
     kube.patch(API_VERSION, KIND, meta["namespace"], meta["name"], {"spec": spec_patch})
 
 
-# Each action writes what the Argo CD resource action of the same name writes
-# (manifests/argocd/argocd-cm.yaml), so a rollout means the same whichever tool drives it.
-
-
 def _promote(kube: Kube, namespace: str, name: str, args: argparse.Namespace) -> str:
     body = _read(kube, namespace, name)
-    status = body.get("status") or {}
-    if args.full:
-        # The latest intent wins: a full promotion overrides an earlier abort.
-        _patch_status(kube, body, {"promoteFull": True, "abort": False})
-        return f"{namespace}/{name}: full promotion requested (remaining steps and analyses skipped)"
-    if not status.get("canaryRevision"):
+    if not (body.get("status") or {}).get("canaryRevision"):
         raise CliError(f"{namespace}/{name} has no rollout in progress; nothing to promote")
-    if status.get("abort"):
-        raise CliError(f"{namespace}/{name} is aborted: use `modelramp retry` or `modelramp promote --full`")
-    if status.get("pauseConditions"):
-        _patch_status(kube, body, {"pauseConditions": None}, guarded=True)
-        return f"{namespace}/{name}: pause ended"
-    step = status.get("currentStepIndex") or 0
-    _patch_status(kube, body, {"currentStepIndex": step + 1}, guarded=True)
-    return f"{namespace}/{name}: step {step} skipped"
+    if args.full:
+        _patch_status(kube, body, {"promoteFull": True})
+        return f"{namespace}/{name}: full promotion requested (remaining steps and analyses skipped)"
+    _patch_status(kube, body, {"promote": True})
+    return f"{namespace}/{name}: promotion requested (the current pause or step ends)"
 
 
 def _abort(kube: Kube, namespace: str, name: str, _: argparse.Namespace) -> str:
@@ -119,10 +99,10 @@ def _abort(kube: Kube, namespace: str, name: str, _: argparse.Namespace) -> str:
 
 def _retry(kube: Kube, namespace: str, name: str, _: argparse.Namespace) -> str:
     body = _read(kube, namespace, name)
-    status = body.get("status") or {}
-    if not status.get("abort") and status.get("phase") not in ("RolledBack", "Failed"):
+    if not (body.get("status") or {}).get("abortedAt"):
         raise CliError(f"{namespace}/{name} is not aborted or rolled back; nothing to retry")
-    _patch_status(kube, body, {"abort": False, "abortedAt": None})
+    # abortedAt stays: abort=false with abortedAt set is what tells the operator to retry.
+    _patch_status(kube, body, {"abort": False})
     return f"{namespace}/{name}: retry requested (the rollout restarts from its first step)"
 
 
@@ -132,12 +112,8 @@ def _pause(kube: Kube, namespace: str, name: str, _: argparse.Namespace) -> str:
 
 
 def _resume(kube: Kube, namespace: str, name: str, _: argparse.Namespace) -> str:
-    body = _read(kube, namespace, name)
-    if (body.get("spec") or {}).get("paused"):
-        _patch_spec(kube, body, {"paused": None})
-    if (body.get("status") or {}).get("pauseConditions"):
-        _patch_status(kube, body, {"pauseConditions": None})
-    return f"{namespace}/{name}: resumed (spec.paused cleared, pauses ended)"
+    _patch_spec(kube, _read(kube, namespace, name), {"paused": False})
+    return f"{namespace}/{name}: resumed (spec.paused=false)"
 
 
 def _status(kube: Kube, namespace: str, name: str, _: argparse.Namespace) -> str:

@@ -6,6 +6,13 @@ requests that have already started arriving (their body is being read or decoded
 longer than `max_latency_ms` — so a lone request goes straight to the model (see bentoml#3307 in
 the research notes for what a fixed window costs).
 
+The batcher is a few callbacks on the event loop, not a task: a request's submit schedules the
+next forward, and a finished forward settles its requests' futures directly. Where the forward
+runs is chosen per model (`inline`): a cheap forward runs on the event loop itself, because handing
+it to a thread costs more than the forward (a thread wake-up plus a GIL hand-over that waits up to
+the interpreter's switch interval while the loop is busy); an expensive one runs on one forward
+thread, so that the loop decodes the next requests while the model computes.
+
 A forward that raises on a merged batch is retried one request at a time, so one request the model
 chokes on fails alone instead of failing its batch-mates.
 """
@@ -30,7 +37,7 @@ from modelramp.serving.errors import InferenceFailed
 log = logging.getLogger(__name__)
 
 Array = npt.NDArray[Any]
-# Called on the forward thread after every forward: (rows, seconds, output).
+# Called after every forward, on whichever thread ran it: (rows, seconds, output).
 ForwardObserver = Callable[[int, float, Array], None]
 
 
@@ -54,7 +61,7 @@ class Arrival:
 
 
 class DynamicBatcher:
-    """Merges queued requests into forwards of up to `max_batch_size` rows on one worker thread."""
+    """Merges queued requests into forwards of up to `max_batch_size` rows, one forward at a time."""
 
     def __init__(
         self,
@@ -63,33 +70,39 @@ class DynamicBatcher:
         max_batch_size: int,
         max_latency_s: float,
         observe: ForwardObserver,
+        inline: bool = False,
     ) -> None:
         self._forward = forward
         self._max_rows = max_batch_size
         self._max_latency_s = max_latency_s
         self._observe = observe
+        self._inline = inline
         self._queue: deque[_Pending] = deque()
         self._arriving = 0
-        self._wakeup = asyncio.Event()
+        self._busy = False  # a forward is running or scheduled to run
+        self._deadline: float | None = None  # when the batch being held for arrivals must leave
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         # One thread: the model runs one batch at a time (torch parallelises inside the forward).
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelramp-forward")
-        self._worker: asyncio.Task[None] | None = None
+        self._executor = (
+            None if inline else ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelramp-forward")
+        )
 
     def start(self) -> None:
-        self._worker = asyncio.get_running_loop().create_task(self._run(), name="modelramp-batcher")
+        self._loop = asyncio.get_running_loop()
 
     async def stop(self) -> None:
         """Fails whatever is still queued (drained requests have already been answered)."""
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
+        if self._timer is not None:
+            self._timer.cancel()
         while self._queue:
             pending = self._queue.popleft()
             if not pending.future.done():
                 pending.future.set_exception(
                     InferenceFailed("the server stopped before running this request")
                 )
-        self._executor.shutdown(wait=True)
+        if self._executor is not None:
+            await asyncio.to_thread(self._executor.shutdown, wait=True)
 
     @contextmanager
     def arrival(self) -> Iterator[Arrival]:
@@ -105,70 +118,111 @@ class DynamicBatcher:
         finally:
             self._arriving -= 1
             if not arrival.submitted:
-                self._wakeup.set()
+                self._consider()
 
     def _enqueue(self, rows: Array) -> asyncio.Future[Array]:
-        future: asyncio.Future[Array] = asyncio.get_running_loop().create_future()
+        loop = self._running_loop()
+        future: asyncio.Future[Array] = loop.create_future()
         self._queue.append(_Pending(rows, future))
-        self._wakeup.set()
+        self._consider()
         return future
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            while not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-            batch, rows = self._take([], 0)
-            deadline = loop.time() + self._max_latency_s
-            while rows < self._max_rows and self._arriving > 0:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                self._wakeup.clear()
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), remaining)
-                except TimeoutError:
-                    break
-                batch, rows = self._take(batch, rows)
-            if batch:
-                await self._dispatch(batch)
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("DynamicBatcher.start() was not called")
+        return self._loop
 
-    def _take(self, batch: list[_Pending], rows: int) -> tuple[list[_Pending], int]:
-        """Moves queued requests into `batch` while they fit; the first one always fits."""
+    def _consider(self) -> None:
+        """Schedules the next forward once, after the requests already being handled this turn."""
+        if not self._busy and self._queue:
+            self._busy = True
+            self._running_loop().call_soon(self._launch)
+
+    def _launch(self) -> None:
+        """Takes a batch, or holds it (timer) while a request that could join it is arriving."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        loop = self._running_loop()
+        while self._queue and self._queue[0].future.done():  # the client went away
+            self._queue.popleft()
+        if not self._queue:
+            self._busy = False
+            self._deadline = None
+            return
+        if self._arriving > 0 and self._queued_rows() < self._max_rows:
+            now = loop.time()
+            if self._deadline is None:
+                self._deadline = now + self._max_latency_s
+            if now < self._deadline:
+                # Re-checked when the arrival submits or fails (`_consider`) or at the deadline.
+                self._busy = False
+                self._timer = loop.call_at(self._deadline, self._consider)
+                return
+        self._deadline = None
+        batch = self._take()
+        if self._executor is None:
+            self._settle(batch, self._run(batch))
+        else:
+            self._executor.submit(self._run_and_settle_later, batch)
+
+    def _queued_rows(self) -> int:
+        return sum(len(pending.rows) for pending in self._queue)
+
+    def _take(self) -> list[_Pending]:
+        """Moves queued requests into a batch while they fit; the first one always fits."""
+        batch: list[_Pending] = []
+        rows = 0
         while self._queue:
             head = self._queue[0]
-            if head.future.done():  # the client went away
+            if head.future.done():
                 self._queue.popleft()
                 continue
             if batch and rows + len(head.rows) > self._max_rows:
                 break
             batch.append(self._queue.popleft())
             rows += len(head.rows)
-        return batch, rows
+        return batch
 
-    async def _dispatch(self, batch: list[_Pending]) -> None:
-        loop = asyncio.get_running_loop()
+    def _run_and_settle_later(self, batch: list[_Pending]) -> None:
+        """On the forward thread: one hop back to the loop per batch, not one per request."""
+        results = self._run(batch)
+        self._running_loop().call_soon_threadsafe(self._settle, batch, results)
+
+    def _run(self, batch: list[_Pending]) -> list[Array | Exception]:
+        """Runs a batch; when a merged batch fails, runs its requests one by one."""
         inputs = [pending.rows for pending in batch]
         try:
-            outputs = await loop.run_in_executor(self._executor, self._forward_split, inputs)
+            return list(self._forward_split(inputs))
         except Exception as error:
             if len(batch) == 1:
-                _settle(batch[0], error=error)
-                return
+                return [error]
             log.warning(
                 "forward of a merged batch of %d requests failed (%s); retrying them one by one",
                 len(batch),
                 error,
             )
-            for pending in batch:
-                await self._dispatch([pending])
-            return
-        for pending, output in zip(batch, outputs, strict=True):
-            _settle(pending, output=output)
+        results: list[Array | Exception] = []
+        for rows in inputs:
+            try:
+                results.append(self._forward_split([rows])[0])
+            except Exception as error:
+                results.append(error)
+        return results
+
+    def _settle(self, batch: list[_Pending], results: list[Array | Exception]) -> None:
+        for pending, result in zip(batch, results, strict=True):
+            if pending.future.done():
+                continue
+            if isinstance(result, Exception):
+                pending.future.set_exception(InferenceFailed(f"the model failed on this input: {result}"))
+            else:
+                pending.future.set_result(result)
+        self._busy = False
+        self._consider()
 
     def _forward_split(self, inputs: list[Array]) -> list[Array]:
-        """Runs on the forward thread: concatenate, forward, split back by each request's rows."""
+        """Concatenate, forward, split back by each request's rows."""
         merged = inputs[0] if len(inputs) == 1 else np.concatenate(inputs)
         started = time.perf_counter()
         output = self._forward(merged)
@@ -180,12 +234,3 @@ class DynamicBatcher:
             return [output]
         offsets = np.cumsum([len(rows) for rows in inputs[:-1]])
         return np.split(output, offsets)
-
-
-def _settle(pending: _Pending, *, output: Array | None = None, error: Exception | None = None) -> None:
-    if pending.future.done():
-        return
-    if output is not None:
-        pending.future.set_result(output)
-    else:
-        pending.future.set_exception(InferenceFailed(f"the model failed on this input: {error}"))

@@ -128,7 +128,10 @@ class MlflowRegistry:
         return max(versions, key=lambda version: int(version.version), default=None)
 
     def _lookup_error(self, ref: RegistryRef, error: MlflowException) -> RegistryError:
-        if error.error_code not in _NOT_FOUND_CODES:
+        # MLflow answers a missing alias with INVALID_PARAMETER_VALUE; the alias's syntax was
+        # checked when the URI was parsed, so here that code means "not found" too.
+        missing = _NOT_FOUND_CODES | ({"INVALID_PARAMETER_VALUE"} if isinstance(ref, AliasRef) else set())
+        if error.error_code not in missing:
             return self._error(error, f"looking up {ref.uri}")
         if isinstance(ref, AliasRef) and self._model_exists(ref.name):
             return AliasNotFound(self._where(f"registered model {ref.name!r} has no alias {ref.alias!r}"))

@@ -47,7 +47,7 @@ def plan_write_back(
 ) -> WriteBackPlan | None:
     """What the transition from `old` to `new` status asks to write, or None.
 
-    Promotion: stable now serves the model the canary served before. Rollback: the phase became
+    Promotion: the rollout ended with stable serving the canary's model. Rollback: the phase became
     RolledBack and a failed analysis of the canary's revision says which metric failed; without
     one the rollout was aborted by hand, which writes nothing.
     """
@@ -87,12 +87,12 @@ def plan_write_back(
 
 
 def _promoted_model(old: ModelDeploymentStatus, new: ModelDeploymentStatus) -> ResolvedModel | None:
+    # The rollout ends (canaryModel cleared) with stable serving what the canary served; the
+    # engine's earlier "Promoting" step, where stable only takes the template, isn't the end yet.
     stable, canary = new.stable_model, old.canary_model
-    if stable is None or canary is None or stable.resolved_uri != canary.resolved_uri:
+    if stable is None or canary is None or new.canary_model is not None or new.abort:
         return None
-    if old.stable_model is not None and old.stable_model.resolved_uri == stable.resolved_uri:
-        return None
-    return stable
+    return stable if stable.resolved_uri == canary.resolved_uri else None
 
 
 def _rollback_cause(old: ModelDeploymentStatus, new: ModelDeploymentStatus) -> Measurement | None:

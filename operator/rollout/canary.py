@@ -33,6 +33,7 @@ from modelramp.operator.rollout.tick import (
 from modelramp.operator.rollout.traffic import (
     canary_needed,
     live_weight,
+    published,
     ready_for,
     uses_gateway,
 )
@@ -145,12 +146,11 @@ def _position(tick: Tick, index: int) -> str:
 def _publish(tick: Tick, status: ModelDeploymentStatus, target: int, index: int) -> Transition | None:
     if ready_for(tick, status, target):
         weight = published_weight(tick, target)
-        pods = canary_needed(tick, target)
+        pods = f"{canary_needed(tick, target)}/{tick.total} pods"
         return changed(
             status,
-            normal("WeightSet", f"{_position(tick, index)}: canary at {weight}% ({pods}/{tick.total} pods)"),
-            last_set_weight=target,
-            canary_weight=weight,
+            normal("WeightSet", f"{_position(tick, index)}: canary weight {weight}% ({pods})"),
+            **published(tick, target),
             last_progress_time=tick.now,
         )
     if tick.past_deadline(status):

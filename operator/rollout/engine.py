@@ -31,6 +31,7 @@ from modelramp.operator.rollout.tick import (
 )
 from modelramp.operator.rollout.traffic import (
     live_weight,
+    observe_route,
     route_patch,
     route_problem,
     unsupported_router,
@@ -109,6 +110,7 @@ def _stable_unready(tick: Tick, status: ModelDeploymentStatus) -> Transition | N
 # In priority order: the first that changes the status is applied, then all are tried again.
 CANDIDATES: tuple[Candidate, ...] = (
     lifecycle.initialize,
+    observe_route,
     lifecycle.new_revision,
     lifecycle.cancel,
     lifecycle.retry,
@@ -142,8 +144,8 @@ def _settle(tick: Tick, status: ModelDeploymentStatus) -> tuple[ModelDeploymentS
 def _described(
     tick: Tick, before: ModelDeploymentStatus, status: ModelDeploymentStatus, events: list[EventRecord]
 ) -> tuple[ModelDeploymentStatus, list[EventRecord]]:
-    """Phase, message, conditions and counts, with an event for a phase change or a route problem
-    that no transition announced already."""
+    """Phase, message, conditions and counts, with an event for a route problem and for a phase
+    change no transition announced (pods became Ready, a deadline passed)."""
     phase, reason, message = describe(tick, status)
     new_events = []
     problem = route_problem(tick)
@@ -151,8 +153,8 @@ def _described(
         if problem not in (before.message or ""):
             new_events.append(warning("RouteUnavailable", problem))
         message = f"{message}; route: {problem}"
-    announced = {event.reason for event in events}
-    if (phase, reason) != (before.phase, reason_of(before.conditions)) and reason not in announced:
+    # A transition's own event already announces the change it made.
+    if (phase, reason) != (before.phase, reason_of(before.conditions)) and not events:
         new_events.append((warning if phase in UNHEALTHY else normal)(reason, f"{phase}: {message}"))
     observed = tick.observed.deployments.values()
     described = status.model_copy(

@@ -32,7 +32,7 @@ from modelramp.operator.rollout.tick import (
     rollout_active,
     warning,
 )
-from modelramp.operator.rollout.traffic import live_weight, ready_for
+from modelramp.operator.rollout.traffic import live_weight, published, ready_for
 
 
 def resolved(template: RevisionTemplate) -> ResolvedModel:
@@ -198,8 +198,7 @@ def restore_stable_traffic(tick: Tick, status: ModelDeploymentStatus) -> Transit
     return changed(
         status,
         normal("TrafficShifted", f"all traffic back to stable revision {status.stable_revision}"),
-        last_set_weight=0,
-        canary_weight=0,
+        **published(tick, 0),
     )
 
 
@@ -230,8 +229,7 @@ def finish_promotion(tick: Tick, status: ModelDeploymentStatus) -> Transition | 
         return changed(
             status,
             normal("TrafficShifted", f"stable runs revision {status.stable_revision}: all traffic to stable"),
-            last_set_weight=0,
-            canary_weight=0,
+            **published(tick, 0),
         )
     if live_weight(tick, status) != 0:
         return None

@@ -12,8 +12,12 @@ from typing import Any
 
 from modelramp.operator.api.status import ModelDeploymentStatus
 from modelramp.operator.rollout.objects import track_name
-from modelramp.operator.rollout.replicas import dynamic_stable_replicas, ratio_stable_replicas
-from modelramp.operator.rollout.tick import Tick, canary_track_revision
+from modelramp.operator.rollout.replicas import (
+    dynamic_stable_replicas,
+    published_ratio_weight,
+    ratio_stable_replicas,
+)
+from modelramp.operator.rollout.tick import Tick, Transition, canary_track_revision
 from modelramp.operator.routers.gateway_api import GatewayApiRouter
 from modelramp.operator.routers.replica_ratio import canary_replicas
 
@@ -56,13 +60,31 @@ def route_weight(tick: Tick) -> int | None:
 
 
 def live_weight(tick: Tick, status: ModelDeploymentStatus) -> int:
-    """The canary weight in effect: the route's under the Gateway API (unknown counts as the
-    published weight, so nothing scales down before the route is known), else the published one."""
-    published = status.last_set_weight or 0
+    """The canary weight in effect: the route's under the Gateway API (while the route can't be
+    read, the share it was last seen giving, so nothing scales down on a guess), else the
+    published one (the pods are the route)."""
     if not uses_gateway(tick):
-        return published
+        return status.last_set_weight or 0
     read = route_weight(tick)
-    return published if read is None else read
+    return status.canary_weight if read is None else read
+
+
+def published(tick: Tick, weight: int) -> dict[str, int]:
+    """Status fields for publishing `weight`. `canaryWeight` is the share the canary really gets:
+    under the Gateway API it is read back from the route (`observe_route`), under the replica
+    ratio it is the canary's share of the pods."""
+    fields = {"last_set_weight": weight}
+    if not uses_gateway(tick):
+        fields["canary_weight"] = published_ratio_weight(tick.total, weight)
+    return fields
+
+
+def observe_route(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
+    """The HTTPRoute gives the canary another share than status says: record what it gives."""
+    read = route_weight(tick)
+    if read is None or read == status.canary_weight:
+        return None
+    return Transition(status.model_copy(update={"canary_weight": read}))
 
 
 def canary_needed(tick: Tick, weight: int) -> int:

@@ -83,6 +83,7 @@ def run_ids(server: MlflowServer) -> dict[str, str]:
                 name="model",
                 registered_model_name=MODEL,
                 pip_requirements=["torch"],
+                serialization_format="pickle",
             )
         ids[version] = run.info.run_id
     MlflowClient().set_registered_model_alias(MODEL, "champion", "1")

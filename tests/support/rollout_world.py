@@ -7,6 +7,7 @@ cluster. Only the engine runs for real; the world never decides anything for it.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +22,6 @@ from modelramp.operator.rollout.model import (
     ObservedDeployment,
     ReconcileInput,
     ReconcileOutput,
-    Track,
 )
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -84,6 +84,8 @@ class World:
     auto_ready: bool = True
     events: list[EventRecord] = field(default_factory=list)
     outputs: list[ReconcileOutput] = field(default_factory=list)
+    # Called with every output before it is applied (property tests check invariants there).
+    check: Callable[[World, ReconcileOutput], None] | None = None
 
     @property
     def status(self) -> dict[str, Any]:
@@ -107,7 +109,9 @@ class World:
                 generation=1,
                 observed_generation=1,
             )
-        return Observed(deployments=deployments, route=copy.deepcopy(self.route), route_error=self.route_error)
+        return Observed(
+            deployments=deployments, route=copy.deepcopy(self.route), route_error=self.route_error
+        )
 
     def _revision(self, track: str) -> str:
         label: str = self.deployments[track]["spec"]["template"]["metadata"]["labels"][REVISION_LABEL]
@@ -122,14 +126,21 @@ class World:
             config=self.config,
         )
 
-    def reconcile(self, measurements: list[Measurement] | None = None) -> ReconcileOutput:
-        """One operator tick: observe, decide, apply, write status."""
+    def reconcile(
+        self, measurements: list[Measurement] | None = None, *, crash_before_status: bool = False
+    ) -> ReconcileOutput:
+        """One operator tick: observe, decide, apply, write status (unless the operator is killed
+        between applying the objects and writing the status)."""
         out = reconcile(self.input(measurements))
+        if self.check is not None:
+            self.check(self, out)
         for manifest in out.apply:
             if manifest["kind"] == "Deployment":
                 self.deployments[manifest["metadata"]["labels"]["modelramp.dev/track"]] = manifest
         if out.route_patch is not None and self.route is not None:
             self.route = merge_patch(self.route, out.route_patch)
+        if crash_before_status:
+            return out
         self.md["status"] = out.status.model_dump(mode="json", by_alias=True, exclude_none=True)
         self.events.extend(out.events)
         self.outputs.append(out)
@@ -144,11 +155,17 @@ class World:
             self.pods[track] = Pods(revision=revision, ready=ready, updated=wanted)
 
     def tick(self, seconds: float = 1.0, measurements: list[Measurement] | None = None) -> ReconcileOutput:
-        """Reconcile, let the pods catch up, reconcile again, then let time pass."""
+        """Reconcile; with `auto_ready`, let the pods catch up and reconcile again until the cluster
+        stops changing (the glue's watch on the Deployments); then let time pass."""
         out = self.reconcile(measurements)
-        if self.auto_ready:
+        for _ in range(20):
+            if not self.auto_ready:
+                break
+            before = dict(self.pods), self.route
             self.kubelet()
             out = self.reconcile()
+            if (dict(self.pods), self.route) == before:
+                break
         self.now += timedelta(seconds=seconds)
         return out
 

@@ -1,0 +1,280 @@
+"""Properties of the rollout engine over random rollouts, random clusters and random users.
+
+At every tick: reconcile is idempotent (fed its own status back with the same observations it
+changes nothing and says nothing, which is what makes a restarted operator safe), the status
+survives the trip through the API server, replicas stay within bounds and add up, the published
+weight is what the replicas give, weights never go backwards within a rollout, and no traffic is
+ever routed to a canary without pods. And with an operator killed at random points, a canary
+still publishes exactly its step weights, in order, each once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from support.rollout_world import Pods, World, httproute, model_deployment
+
+from modelramp.operator.api.status import Measurement, ModelDeploymentStatus, Verdict
+from modelramp.operator.rollout import reconcile
+from modelramp.operator.rollout.model import ReconcileOutput
+from modelramp.operator.rollout.replicas import published_ratio_weight
+from modelramp.operator.routers.gateway_api import GatewayApiRouter
+from modelramp.operator.routers.replica_ratio import canary_replicas
+
+PROMETHEUS = {"prometheus": {"address": "http://prometheus:9090"}}
+METRIC = {"name": "error-rate", "builtin": "error-rate", "threshold": 0.05, "interval": "30s", "count": 2}
+ROUTINGS: dict[str, dict[str, Any] | None] = {
+    "ratio": None,
+    "gateway": {"gatewayAPI": {"httpRoute": "web"}},
+}
+
+
+@st.composite
+def canary_steps(draw: st.DrawFn, *, analysis: bool = True, indefinite: bool = True) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = []
+    weight = 0
+    for _ in range(draw(st.integers(1, 6))):
+        kinds = ["setWeight", "pause"] + (["analysis"] if analysis else [])
+        kind = draw(st.sampled_from(kinds))
+        if kind == "setWeight":
+            weight = draw(st.integers(weight, 100))
+            steps.append({"setWeight": weight})
+        elif kind == "pause":
+            durations = ["10s", "1m"] + ([None] if indefinite else [])
+            duration = draw(st.sampled_from(durations))
+            steps.append({"pause": {"duration": duration} if duration else {}})
+        else:
+            steps.append({"analysis": {}})
+    return steps
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> dict[str, Any]:
+    replicas = draw(st.integers(0, 7))
+    routing = draw(st.sampled_from(sorted(ROUTINGS)))
+    if draw(st.booleans()):
+        strategy: dict[str, Any] = {"canary": {"steps": draw(canary_steps())}}
+        if routing == "gateway" and draw(st.booleans()):
+            strategy["canary"]["dynamicStableScale"] = True
+        if draw(st.booleans()):
+            strategy["canary"]["analysis"] = {}
+    else:
+        options: dict[str, Any] = {
+            "autoPromotionEnabled": draw(st.booleans()),
+            "scaleDownDelaySeconds": draw(st.sampled_from([0, 30])),
+        }
+        if draw(st.booleans()):
+            options["previewReplicas"] = draw(st.integers(0, replicas))
+        for field in ("prePromotionAnalysis", "postPromotionAnalysis"):
+            if draw(st.booleans()):
+                options[field] = {}
+        strategy = {"blueGreen": options}
+    analysis: dict[str, Any] = {
+        "metrics": [METRIC],
+        "onFailure": draw(st.sampled_from(["Rollback", "Pause"])),
+    }
+    if draw(st.integers(0, 4)):  # mostly with a provider
+        analysis.update(PROMETHEUS)
+    spec = model_deployment(
+        strategy,
+        replicas=replicas,
+        routing=ROUTINGS[routing],
+        analysis=analysis,
+        deadline=draw(st.sampled_from([60, 600])),
+    )
+    return spec
+
+
+ACTIONS = [
+    "time",
+    "time",
+    "kubelet",
+    "kubelet",
+    "kubelet",
+    "kubelet-partial",
+    "measure-Successful",
+    "measure-Successful",
+    "measure-Failed",
+    "measure-Inconclusive",
+    "measure-Error",
+    "promote",
+    "promote-full",
+    "abort",
+    "retry",
+    "pause",
+    "resume",
+    "new-revision",
+    "back-to-stable",
+    "crash",
+]
+
+
+def wire(status: ModelDeploymentStatus) -> dict[str, Any]:
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class Invariants:
+    """Checks every output of the engine as the world applies it."""
+
+    def __init__(self) -> None:
+        self.previous: dict[str, Any] | None = None
+
+    def __call__(self, world: World, out: ReconcileOutput) -> None:
+        inp = world.input()
+        status = wire(out.status)
+        # The status survives the API server: what is read back is what was written.
+        assert wire(ModelDeploymentStatus.model_validate(status)) == status
+        # Idempotent: fed back its own status with the same observations, nothing moves.
+        again = reconcile(
+            inp.model_copy(update={"md": world.model().model_copy(update={"status": out.status})})
+        )
+        assert wire(again.status) == status
+        assert again.events == []
+        assert again.apply == out.apply
+        assert again.route_patch == out.route_patch
+        total = world.model().spec.serving.replicas
+        deployments = {
+            m["metadata"]["labels"]["modelramp.dev/track"]: m for m in out.apply if m["kind"] == "Deployment"
+        }
+        replicas = {track: manifest["spec"]["replicas"] for track, manifest in deployments.items()}
+        assert all(0 <= count <= total for count in replicas.values()), replicas
+        last_set = out.status.last_set_weight or 0
+        strategy = world.model().spec.strategy
+        gateway = world.model().spec.traffic_routing.gateway_api is not None
+        if strategy.canary is not None and not gateway:
+            # The published weight is what the replicas give, and the canary has those pods.
+            assert out.status.canary_weight == published_ratio_weight(total, last_set)
+            assert replicas["canary"] >= canary_replicas(total, last_set)
+            if replicas["canary"] == canary_replicas(total, last_set):
+                assert replicas["stable"] + replicas["canary"] >= total
+        if gateway and world.route is not None and out.route_patch is not None and total > 0:
+            names = ("md-stable", "md-canary")
+            written = GatewayApiRouter().weights(out.route_patch, *names)
+            assert written is not None
+            if written.canary > 0:  # never traffic to a canary without pods
+                assert replicas["canary"] > 0
+        if not gateway and strategy.blue_green is not None and last_set == 100 and total > 0:
+            assert replicas["canary"] == total
+        self._monotonic(out.status)
+
+    def _monotonic(self, status: ModelDeploymentStatus) -> None:
+        key = {
+            "revision": status.canary_revision,
+            "start": status.rollout_start_time,
+            "weight": status.last_set_weight or 0,
+        }
+        steady = status.canary_revision not in (None, status.stable_revision) and not status.abort
+        previous, self.previous = self.previous, key if steady else None
+        if steady and previous is not None and previous["revision"] == key["revision"]:
+            if previous["start"] == key["start"]:
+                assert key["weight"] >= previous["weight"], (previous, key)
+
+
+def measurements_for(world: World, verdict: Verdict) -> list[Measurement]:
+    return [
+        Measurement(metric=metric["name"], analysis=run["name"], value=0.01, verdict=verdict, time=world.now)
+        for run in world.status.get("analysisRuns", [])
+        if run["phase"] == "Running"
+        for metric in run["metrics"]
+    ]
+
+
+def act(world: World, action: str, revision_counter: list[int]) -> None:
+    if action == "time":
+        world.now += timedelta(seconds=37)
+    elif action == "kubelet":
+        world.kubelet()
+    elif action == "kubelet-partial":
+        world.kubelet()
+        world.pods = {track: Pods(p.revision, p.ready // 2, p.updated) for track, p in world.pods.items()}
+    elif action.startswith("measure-"):
+        world.reconcile(measurements_for(world, action.removeprefix("measure-")))  # type: ignore[arg-type]
+        return
+    elif action == "promote":
+        world.patch_status(promote=True)
+    elif action == "promote-full":
+        world.patch_status(promoteFull=True)
+    elif action == "abort":
+        world.patch_status(abort=True)
+    elif action == "retry":
+        world.patch_status(abort=False)
+    elif action in ("pause", "resume"):
+        world.set_spec("paused", action == "pause")
+    elif action == "new-revision":
+        revision_counter[0] += 1
+        world.set_spec("model.uri", f"models:/iris/{revision_counter[0]}")
+    elif action == "back-to-stable":
+        stable = world.status.get("stableTemplate", {}).get("model", {}).get("uri")
+        if stable:
+            world.set_spec("model.uri", stable)
+    elif action == "crash":
+        world.reconcile(crash_before_status=True)
+        return
+    world.reconcile()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=scenarios(), actions=st.lists(st.sampled_from(ACTIONS), min_size=5, max_size=40))
+def test_invariants_hold_at_every_tick(spec: dict[str, Any], actions: list[str]) -> None:
+    world = World(spec, route=httproute(), check=Invariants())
+    world.tick()
+    counter = [1]
+    for action in actions:
+        act(world, action, counter)
+
+
+def expected_weights(steps: list[dict[str, Any]]) -> list[int]:
+    weights: list[int] = []
+    current = 0
+    for step in steps:
+        weight = step.get("setWeight")
+        if weight is not None and weight != current:
+            weights.append(weight)
+            current = weight
+    return weights
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=canary_steps(analysis=False, indefinite=False),
+    routing=st.sampled_from(sorted(ROUTINGS)),
+    replicas=st.integers(1, 7),
+    crashes=st.lists(st.booleans(), min_size=60, max_size=60),
+    kubelets=st.lists(st.booleans(), min_size=60, max_size=60),
+)
+def test_killed_operator_never_repeats_or_skips_a_weight(
+    steps: list[dict[str, Any]], routing: str, replicas: int, crashes: list[bool], kubelets: list[bool]
+) -> None:
+    spec = model_deployment({"canary": {"steps": steps}}, replicas=replicas, routing=ROUTINGS[routing])
+    world = World(spec, route=httproute(), auto_ready=False)
+    world.reconcile()
+    world.kubelet()
+    world.reconcile()
+    world.set_spec("model.uri", "models:/iris/2")
+    published: list[int] = []
+    step_history: list[int] = []
+    for crash, kubelet in zip(crashes, kubelets, strict=True):
+        world.reconcile(crash_before_status=crash)
+        if kubelet:
+            world.kubelet()
+        world.now += timedelta(seconds=20)
+        weight = world.status.get("lastSetWeight", 0)
+        if weight and (not published or published[-1] != weight) and world.status.get("canaryRevision"):
+            published.append(weight)
+        step = world.status.get("currentStepIndex")
+        if step is not None and (not step_history or step_history[-1] != step):
+            step_history.append(step)
+    for _ in range(len(steps) * 6 + 6):  # then let it finish undisturbed
+        world.tick(seconds=61)
+    weights_expected = expected_weights(steps)
+    finished = [w for w in weights_expected if w]
+    assert published == finished[: len(published)]
+    assert world.status["phase"] == "Healthy", world.status["message"]
+    assert world.status["stableModel"]["uri"] == "models:/iris/2"
+    # Steps move forward one at a time (a persisted status never goes back or jumps).
+    assert step_history == sorted(step_history)
+    assert all(b - a >= 1 for a, b in zip(step_history, step_history[1:], strict=False))
