@@ -143,6 +143,22 @@ def operator_latency(kube: Kube, namespace: str, count: int) -> list[float]:
     return times
 
 
+def free_service_ips(kube: Kube) -> int:
+    """ClusterIPs left in the apiserver's service range (kube-apiserver's default 10.0.0.0/24
+    when the cluster sets none: 254 addresses); each ModelDeployment takes three."""
+    services = kubernetes.client.CoreV1Api(kube.api_client).list_service_for_all_namespaces().items
+    used = sum(1 for service in services if service.spec.cluster_ip not in (None, "None"))
+    return 254 - used
+
+
+def delete_and_wait(kube: Kube, namespace: str) -> None:
+    """Deletes a namespace's ModelDeployments and Services (freeing their ClusterIPs) and waits."""
+    core = kubernetes.client.CoreV1Api(kube.api_client)
+    kube.kubectl("-n", namespace, "delete", f"{PLURAL}.{GROUP}", "--all", "--wait=true", timeout=300)
+    kube.kubectl("-n", namespace, "delete", "services,deployments", "--all", "--wait=true", timeout=300)
+    wait_for(f"{namespace}'s Services gone", lambda: not core.list_namespaced_service(namespace).items, 120)
+
+
 def write_counts(kube: Kube) -> Counter[tuple[str, str]]:
     """(resource, verb) -> writes so far, from the apiserver's own metrics."""
     text = kube.kubectl("get", "--raw", "/metrics", timeout=60).stdout
@@ -168,6 +184,52 @@ def writes_per_minute(kube: Kube, seconds: float) -> tuple[float, Counter[tuple[
     return sum(diff.values()) * 60 / seconds, diff
 
 
+def report_latency(kube: Kube, operator: OperatorProcess, namespaces: tuple[str, str], count: int) -> None:
+    base_ns, latency_ns = namespaces
+    base = baseline_latency(kube, base_ns, count)
+    delete_and_wait(kube, base_ns)
+    operator.start()
+    measured = operator_latency(kube, latency_ns, count)
+    delete_and_wait(kube, latency_ns)
+    p50, p95, base50 = percentile(measured, 0.5), percentile(measured, 0.95), statistics.median(base)
+    print(f"apply -> owned objects present, {len(measured)} ModelDeployments:")
+    print(f"  operator  p50 {p50:.3f} s  p95 {p95:.3f} s  (goal p50 < 2 s)")
+    print(f"  baseline  p50 {base50:.3f} s  (a client applying the 4 objects itself)")
+    print(f"  ratio     p50 {p50 / base50:.1f}x the baseline")
+
+
+def report_idle_writes(
+    kube: Kube, operator: OperatorProcess, namespace: str, wanted: int, window: float
+) -> None:
+    custom = kubernetes.client.CustomObjectsApi(kube.api_client)
+    count = min(wanted, free_service_ips(kube) // 3 - 5)
+    if count < wanted:
+        print(
+            f"note: the cluster's service range has room for {count} ModelDeployments "
+            f"(3 ClusterIPs each), not {wanted}: measuring idle writes with {count}"
+        )
+    for i in range(count):
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, model_deployment(f"idle-{i}")
+        )
+
+    def settled() -> bool:
+        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        return sum((item.get("status") or {}).get("phase") == "Healthy" for item in items) == count
+
+    started = time.monotonic()
+    wait_for(f"{count} ModelDeployments Healthy", settled, timeout=600, interval=1)
+    print(f"{count} ModelDeployments Healthy after {time.monotonic() - started:.1f} s")
+    time.sleep(5)  # let the last status writes' echoes pass
+    with_operator, detail = writes_per_minute(kube, window)
+    operator.stop()
+    background, _ = writes_per_minute(kube, window / 2)
+    print(f"idle API writes with {count} ModelDeployments (apiserver_request_total, non-GET):")
+    print(f"  operator running  {with_operator:.1f} writes/min  {dict(detail) or ''}")
+    print(f"  operator stopped  {background:.1f} writes/min (cluster background, baseline)")
+    print(f"  operator's share  {max(with_operator - background, 0.0):.1f} writes/min  (goal ≈ 0)")
+
+
 def main(argv: list[str]) -> int:
     cli = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_argument("--latency-count", type=int, default=50)
@@ -181,42 +243,14 @@ def main(argv: list[str]) -> int:
     run = uuid.uuid4().hex[:6]
     latency_ns, idle_ns, base_ns = f"bench-lat-{run}", f"bench-idle-{run}", f"bench-base-{run}"
     for namespace in (latency_ns, idle_ns, base_ns):
-        core.create_namespace({"metadata": {"name": namespace}})
+        core.create_namespace(
+            kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=namespace))
+        )
     workdir = Path(tempfile.mkdtemp(prefix="modelramp-bench-"))
     operator = OperatorProcess(kube, [latency_ns, idle_ns], workdir / "operator.log")
-    custom = kubernetes.client.CustomObjectsApi(kube.api_client)
     try:
-        base = baseline_latency(kube, base_ns, args.latency_count)
-        operator.start()
-        measured = operator_latency(kube, latency_ns, args.latency_count)
-        p50, p95, base50 = percentile(measured, 0.5), percentile(measured, 0.95), statistics.median(base)
-        print(f"apply -> owned objects present, {len(measured)} ModelDeployments:")
-        print(f"  operator  p50 {p50:.3f} s  p95 {p95:.3f} s  (goal p50 < 2 s)")
-        print(f"  baseline  p50 {base50:.3f} s  (a client applying the 4 objects itself)")
-        print(f"  ratio     p50 {p50 / base50:.1f}x the baseline")
-
-        for i in range(args.idle_count):
-            custom.create_namespaced_custom_object(
-                GROUP, VERSION, idle_ns, PLURAL, model_deployment(f"idle-{i}")
-            )
-
-        def settled() -> bool:
-            items = custom.list_namespaced_custom_object(GROUP, VERSION, idle_ns, PLURAL)["items"]
-            return (
-                sum((item.get("status") or {}).get("phase") == "Healthy" for item in items) == args.idle_count
-            )
-
-        started = time.monotonic()
-        wait_for(f"{args.idle_count} ModelDeployments Healthy", settled, timeout=600, interval=1)
-        print(f"{args.idle_count} ModelDeployments Healthy after {time.monotonic() - started:.1f} s")
-        time.sleep(5)  # let the last status writes' echoes pass
-        with_operator, detail = writes_per_minute(kube, args.window)
-        operator.stop()
-        background, _ = writes_per_minute(kube, args.window / 2)
-        print(f"idle API writes with {args.idle_count} ModelDeployments (apiserver_request_total, non-GET):")
-        print(f"  operator running  {with_operator:.1f} writes/min  {dict(detail) or ''}")
-        print(f"  operator stopped  {background:.1f} writes/min (cluster background, baseline)")
-        print(f"  operator's share  {max(with_operator - background, 0.0):.1f} writes/min  (goal ≈ 0)")
+        report_latency(kube, operator, (base_ns, latency_ns), args.latency_count)
+        report_idle_writes(kube, operator, idle_ns, args.idle_count, args.window)
     finally:
         if operator.process is None:
             operator.start()

@@ -1,9 +1,11 @@
 """Serving benchmark (run on demand, not a test): modelramp vs MLflow vs KServe vs raw batched forward.
 
 Same models (a small MLP and a ResNet-18-size CNN, random weights), same machine, same load
-generator (a raw asyncio HTTP/1.1 client, one row per request, keep-alive connections) at several
-concurrencies, side by side in one run. Prints throughput, p50 and p99 for each, and the ratios the
-issue sets as goals (>= 3x MLflow, >= 1.5x KServe, >= 70% of raw batched forward, lower p99).
+generator (wrk, one thread, keep-alive connections, one row per request) at several concurrencies,
+side by side in one run. The raw forward runs the served TorchScript file at the mean batch size
+modelramp formed at each concurrency (read from its `modelramp_batch_size` histogram). Prints
+throughput, p50 and p99 for each, and the ratios the issue sets as goals (>= 3x MLflow, >= 1.5x
+KServe, >= 70% of raw batched forward, lower p99).
 
     PYTHONSAFEPATH=1 .venv/bin/python bench/serving.py [--seconds 5] [--concurrency 1,8,32]
 
@@ -14,7 +16,6 @@ borrows torch from ours through a .pth file. MLflow runs `mlflow models serve --
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +99,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    rows_per_forward: float | None = None  # modelramp's mean batch; the raw loop's batch
 
 
 def free_port() -> int:
@@ -106,62 +108,69 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-# ---- load generator: raw HTTP/1.1 over asyncio streams, keep-alive, no client library overhead --
+# ---- load generator: wrk (C, one thread, keep-alive), the same for every server -----------------
+
+WRK_SCRIPT = """
+local file = io.open(os.getenv("BENCH_BODY"), "rb")
+wrk.method = "POST"
+wrk.body = file:read("*a")
+file:close()
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d\\n", summary.requests, summary.duration,
+    e.status + e.connect + e.read + e.write + e.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"""
 
 
-async def _one_connection(
-    port: int, request: bytes, stop_at: float, latencies: list[float], errors: list[int]
-) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        while time.perf_counter() < stop_at:
-            started = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            await reader.readexactly(length)
-            if not head.startswith(b"HTTP/1.1 200"):
-                errors.append(1)
-            latencies.append(time.perf_counter() - started)
-    finally:
-        writer.close()
+@dataclass
+class Load:
+    """One server's request: where to send which body."""
+
+    port: int
+    path: str
+    body: bytes
 
 
-async def _load(port: int, request: bytes, concurrency: int, seconds: float) -> tuple[list[float], int]:
-    latencies: list[float] = []
-    errors: list[int] = []
-    stop_at = time.perf_counter() + seconds
-    await asyncio.gather(
-        *(_one_connection(port, request, stop_at, latencies, errors) for _ in range(concurrency))
-    )
-    return latencies, len(errors)
+def wrk(load: Load, work: Path, concurrency: int, seconds: int) -> tuple[float, float, float, int]:
+    """(req/s, p50 ms, p99 ms, errors) from one wrk run; non-2xx answers count as errors."""
+    script, body = work / "post.lua", work / "body.json"
+    script.write_text(WRK_SCRIPT)
+    body.write_bytes(load.body)
+    command = [
+        "wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "-s", str(script),
+        f"http://127.0.0.1:{load.port}{load.path}",
+    ]  # fmt: skip
+    output = subprocess.run(
+        command, capture_output=True, text=True, check=True, env=os.environ | {"BENCH_BODY": str(body)}
+    ).stdout
+    line = next(line for line in output.splitlines() if line.startswith("RESULT "))
+    requests, duration_us, errors, p50_us, p99_us = (int(field) for field in line.split()[1:])
+    return requests / (duration_us / 1e6), p50_us / 1000, p99_us / 1000, errors
 
 
-def http_request(path: str, body: dict[str, object]) -> bytes:
-    payload = json.dumps(body).encode()
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(payload)}\r\n\r\n"
-    )
-    return head.encode() + payload
+def measure(server: str, case: str, load: Load, *, work: Path, concurrency: int, seconds: int) -> Result:
+    wrk(load, work, concurrency, 1)  # warm-up: connections, allocator, TorchScript profiling runs
+    throughput, p50, p99, errors = wrk(load, work, concurrency, seconds)
+    return Result(server, case, concurrency, throughput, p50, p99, errors)
 
 
-def measure(server: str, case: str, *, port: int, request: bytes, concurrency: int, seconds: float) -> Result:
-    asyncio.run(_load(port, request, concurrency, min(1.0, seconds)))  # warm-up
-    latencies, errors = asyncio.run(_load(port, request, concurrency, seconds))
-    ordered = np.sort(latencies) * 1000
-    return Result(
-        server,
-        case,
-        concurrency,
-        len(latencies) / seconds,
-        float(np.percentile(ordered, 50)),
-        float(np.percentile(ordered, 99)),
-        errors,
-    )
+def http_body(body: Mapping[str, object]) -> bytes:
+    return json.dumps(body).encode()
+
+
+def forwards(port: int) -> tuple[float, float]:
+    """(forwards, rows) so far, from modelramp's own `modelramp_batch_size` histogram."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        text = b"".join(iter(lambda: connection.recv(65536), b"")).decode()
+    values = {
+        line.split("{")[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(("modelramp_batch_size_count{", "modelramp_batch_size_sum{"))
+    }
+    return values["modelramp_batch_size_count"], values["modelramp_batch_size_sum"]
 
 
 # ---- the servers --------------------------------------------------------------------------
@@ -282,29 +291,45 @@ def start_kserve(python: Path, path: Path, port: int, work: Path, log: Path) -> 
     )
 
 
-def raw_batched(model: nn.Module, case: Case, batch: int, seconds: float) -> Result:
-    """The limit: `model(x)` on full batches in a loop, no HTTP, no JSON."""
+def raw_batched(script_path: Path, case: Case, batch: int, concurrency: int, seconds: float) -> Result:
+    """The limit: the served TorchScript file's `model(x)` on `batch` rows in a loop, no HTTP, no JSON.
+
+    `batch` is the mean batch modelramp formed at `concurrency`, so the ratio compares the server
+    with the model doing the same work it did. Runs with one torch thread and with one per CPU and
+    keeps the faster, so the limit is the best this machine gives, not torch's default.
+    """
+    model = torch.jit.load(str(script_path)).eval()  # type: ignore[no-untyped-call]
     x = torch.randn(batch, *case.row_shape)
-    with torch.inference_mode():
-        model(x)
-        rows, started = 0, time.perf_counter()
+    default_threads = torch.get_num_threads()
+    best: Result | None = None
+    for threads in sorted({1, os.cpu_count() or 1}):
+        torch.set_num_threads(threads)
         times = []
-        while time.perf_counter() - started < seconds:
-            t0 = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t0)
-            rows += batch
-    elapsed = time.perf_counter() - started
-    ordered = np.sort(times) * 1000
-    return Result(
-        "raw model(x)",
-        case.name,
-        batch,
-        rows / elapsed,
-        float(np.percentile(ordered, 50)),
-        float(np.percentile(ordered, 99)),
-        0,
-    )
+        with torch.inference_mode():
+            for _ in range(3):  # TorchScript's profiling runs
+                model(x)
+            started = time.perf_counter()
+            while time.perf_counter() - started < seconds / 2:
+                before = time.perf_counter()
+                model(x)
+                times.append(time.perf_counter() - before)
+        elapsed = time.perf_counter() - started
+        ordered = np.sort(times) * 1000
+        result = Result(
+            f"raw model(x), {threads} thread{'s' if threads > 1 else ''}",
+            case.name,
+            concurrency,
+            len(times) * batch / elapsed,
+            float(np.percentile(ordered, 50)),
+            float(np.percentile(ordered, 99)),
+            0,
+            batch,
+        )
+        if best is None or result.throughput > best.throughput:
+            best = result
+    torch.set_num_threads(default_threads)
+    assert best is not None
+    return best
 
 
 def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Path | None) -> list[Result]:
@@ -320,18 +345,20 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
 
     row = np.random.default_rng(0).normal(size=case.row_shape).round(4).tolist()
     oip = {"inputs": [{"name": "input-0", "shape": [1, *case.row_shape], "datatype": "FP32", "data": [row]}]}
-    servers: list[tuple[str, Callable[[int, Path], subprocess.Popen[bytes]], str, bytes]] = [
+    servers: list[tuple[str, Callable[[int, Path], subprocess.Popen[bytes]], str, str, bytes]] = [
         (
             "modelramp",
             lambda port, log: start_modelramp(script_path, case, port, log),
             "/v2/health/ready",
-            http_request("/v2/models/model/infer", oip),
+            "/v2/models/model/infer",
+            http_body(oip),
         ),
         (
             "mlflow serve",
             lambda port, log: start_mlflow(mlflow_dir, port, log),
             "/ping",
-            http_request("/invocations", {"inputs": [row]}),
+            "/invocations",
+            http_body({"inputs": [row]}),
         ),
     ]
     if kserve_python is not None:
@@ -340,35 +367,41 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
                 "kserve",
                 lambda port, log: start_kserve(kserve_python, script_path, port, work, log),
                 "/v1/models/model",
-                http_request("/v1/models/model:predict", {"instances": [row]}),
+                "/v1/models/model:predict",
+                http_body({"instances": [row]}),
             )
         )
-    results = [raw_batched(model, case, args.raw_batch, args.seconds)]
-    for name, start, ready_path, request in servers:
+    results: list[Result] = []
+    for name, start, ready_path, path, body in servers:
         port = free_port()
         log = work / f"{case.name}-{name.split()[0]}.log"
         process = start(port, log)
         try:
             wait_ready(process, port, ready_path)
             for concurrency in args.concurrency:
-                results.append(
-                    measure(
-                        name,
-                        case.name,
-                        port=port,
-                        request=request,
-                        concurrency=concurrency,
-                        seconds=args.seconds,
-                    )
+                before = forwards(port) if name == "modelramp" else None
+                result = measure(
+                    name,
+                    case.name,
+                    Load(port, path, body),
+                    work=work,
+                    concurrency=concurrency,
+                    seconds=args.seconds,
                 )
-                print(
-                    f"  {case.name} {name} c={concurrency}: {results[-1].throughput:.0f} req/s",
-                    file=sys.stderr,
-                )
+                if before is not None:
+                    # Over the warm-up and the measurement, both at this concurrency.
+                    after = forwards(port)
+                    result.rows_per_forward = (after[1] - before[1]) / max(after[0] - before[0], 1)
+                results.append(result)
+                print(f"  {case.name} {name} c={concurrency}: {result.throughput:.0f} req/s", file=sys.stderr)
         except RuntimeError as error:
             print(f"  {name} failed: {error}; see {log}", file=sys.stderr)
         finally:
             stop(process)
+    # After the servers stopped, so the raw loop has the machine to itself.
+    for ours in [r for r in results if r.server == "modelramp"]:
+        batch = max(1, round(ours.rows_per_forward or 1))
+        results.append(raw_batched(script_path, case, batch, ours.concurrency, args.seconds))
     return results
 
 
@@ -382,29 +415,31 @@ def _p99(ours: Result, other: Result | None) -> str:
 
 def report(results: list[Result]) -> str:
     lines = [
-        "| model | server | concurrency | req/s | p50 ms | p99 ms | errors |",
-        "|---|---|---|---|---|---|---|",
+        "| model | server | concurrency | rows/forward | req/s | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        label = f"batch {r.concurrency}" if r.server.startswith("raw") else str(r.concurrency)
+        label = f"(for c={r.concurrency})" if r.server.startswith("raw") else str(r.concurrency)
+        rows = "" if r.rows_per_forward is None else f"{r.rows_per_forward:.1f}"
         lines.append(
-            f"| {r.case} | {r.server} | {label} | {r.throughput:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f}"
-            f" | {r.errors} |"
+            f"| {r.case} | {r.server} | {label} | {rows} | {r.throughput:.0f} | {r.p50_ms:.2f}"
+            f" | {r.p99_ms:.2f} | {r.errors} |"
         )
     lines += [
         "",
-        "| model | concurrency | vs MLflow (goal >= 3x) | vs KServe (goal >= 1.5x) | vs raw (goal >= 0.7)"
+        "| model | concurrency | vs MLflow (goal >= 3x) | vs KServe (goal >= 1.5x)"
+        " | vs raw at the same batch (goal >= 0.7)"
         " | p99 vs MLflow / KServe |",
         "|---|---|---|---|---|---|",
     ]
     by_key = {(r.case, r.server, r.concurrency): r for r in results}
-    raws = {r.case: r for r in results if r.server.startswith("raw")}
+    raws = {(r.case, r.concurrency): r for r in results if r.server.startswith("raw")}
     for r in results:
         if r.server != "modelramp":
             continue
         mlflow_r = by_key.get((r.case, "mlflow serve", r.concurrency))
         kserve_r = by_key.get((r.case, "kserve", r.concurrency))
-        raw = raws[r.case]
+        raw = raws[(r.case, r.concurrency)]
         lines.append(
             f"| {r.case} | {r.concurrency} | {_ratio(r, mlflow_r)} | {_ratio(r, kserve_r)}"
             f" | {r.throughput / raw.throughput:.2f} |"
@@ -415,18 +450,18 @@ def report(results: list[Result]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="measurement time per point")
+    parser.add_argument("--seconds", type=int, default=5, help="measurement time per point")
     parser.add_argument("--concurrency", default="1,8,32", help="comma-separated client concurrencies")
     parser.add_argument(
         "--image-size", type=int, default=64, help="CNN input height/width (224 for ImageNet)"
-    )
-    parser.add_argument(
-        "--raw-batch", type=int, default=32, help="batch of the raw forward (the server's max batch)"
     )
     parser.add_argument("--models", default="mlp,resnet18", help="which of mlp,resnet18")
     parser.add_argument("--no-kserve", action="store_true", help="skip KServe (no venv to build)")
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    if shutil.which("wrk") is None:
+        print("bench/serving.py needs wrk on PATH (Debian: apt-get install wrk)", file=sys.stderr)
+        return 2
     cases = {
         "mlp": Case("mlp", MLP(), (32,)),
         "resnet18": Case("resnet18", ResNet18(), (3, args.image_size, args.image_size)),
@@ -437,8 +472,8 @@ def main() -> int:
         for name in args.models.split(","):
             results += run_case(cases[name], args, Path(tmp), kserve_python)
     print(
-        f"\n{os.cpu_count()} CPUs, torch {torch.__version__}, {args.seconds}s per point,"
-        " one row per request\n"
+        f"\n{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end,"
+        f" torch {torch.__version__}, {args.seconds}s per point, one row per request, wrk -t1\n"
     )
     print(report(results))
     return 0

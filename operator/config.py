@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -24,6 +25,7 @@ DEFAULT_SERVING_IMAGE: Final = "ghcr.io/modelramp/serving:0.1.0"
 _SOURCES: Final = {
     "namespaces": ("--namespace", "MODELRAMP_NAMESPACES"),
     "peering": ("--peering", "MODELRAMP_PEERING"),
+    "priority": ("--priority", "MODELRAMP_PRIORITY"),
     "liveness": ("--liveness", "MODELRAMP_LIVENESS"),
     "metrics_port": ("--metrics-port", "MODELRAMP_METRICS_PORT"),
     "metrics_host": ("--metrics-host", "MODELRAMP_METRICS_HOST"),
@@ -46,6 +48,15 @@ class OperatorConfig(BaseModel):
     namespaces: tuple[str, ...] = Field(default=(), description="namespaces to watch; empty: all")
     peering: str | None = Field(
         default=None, description="kopf peering object: only one replica acts; None runs standalone"
+    )
+    priority: int = Field(
+        default_factory=lambda: secrets.randbelow(2**31 - 1) + 1,
+        ge=0,
+        le=2**31 - 1,
+        description=(
+            "kopf peering priority: the live replica with the highest one acts. kopf pauses every "
+            "replica when two share one, so each process draws a random one unless told"
+        ),
     )
     liveness: str | None = Field(
         default=None, description="kopf health endpoint, e.g. http://0.0.0.0:8080/healthz"

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from modelramp.operator import rollout
 from modelramp.operator.analysis.context import RolloutContext
 from modelramp.operator.analysis.prometheus import PrometheusMetricProvider
-from modelramp.operator.analysis.scheduling import due_metrics, next_wakeup
+from modelramp.operator.analysis.scheduling import due_metrics
 from modelramp.operator.analysis.telemetry import AnalysisTelemetry
 from modelramp.operator.api import (
     AnalysisRunStatus,
@@ -40,8 +40,6 @@ from modelramp.operator.api import (
     ModelDeployment,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
-    analysis_metrics,
-    effective_metric,
     to_wire,
 )
 from modelramp.operator.cache import Json, Key, ObjectCache
@@ -54,6 +52,7 @@ from modelramp.operator.rollout.model import (
     ReconcileInput,
     ReconcileOutput,
 )
+from modelramp.operator.rollout.runs import effective_metrics
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +173,7 @@ class Controller:
             for measurement in measurements:
                 self.telemetry.count_measurement(measurement)
         self.metrics.observe(key, out.status.phase, out.status.canary_weight)
-        return Outcome("changed" if changed or wrote else "unchanged", _requeue_after(md.spec, out, now))
+        return Outcome("changed" if changed or wrote else "unchanged", out.requeue_after)
 
     def _observe(self, key: Key, md: ModelDeployment) -> Observed:
         deployments: dict[Any, ObservedDeployment] = {}
@@ -381,20 +380,8 @@ def _running_analyses(
     for run in status.analysis_runs:
         analysis = _analysis_spec(spec, run)
         if run.phase == "Running" and run.started_at is not None and analysis is not None:
-            metrics = [effective_metric(m, spec.analysis) for m in analysis_metrics(analysis, spec.analysis)]
-            running.append((run, metrics))
+            running.append((run, effective_metrics(analysis, spec)))
     return running
-
-
-def _requeue_after(spec: ModelDeploymentSpec, out: ReconcileOutput, now: datetime) -> float | None:
-    """When to look again without an event: the engine's wish, or the next measurement due."""
-    delays = [out.requeue_after] if out.requeue_after is not None else []
-    for run, metrics in _running_analyses(spec, out.status):
-        assert run.started_at is not None
-        due = next_wakeup(metrics, run.metrics, run.started_at)
-        if due is not None:
-            delays.append(max((due - now).total_seconds(), 0.0))
-    return min(delays, default=None)
 
 
 def routes_match(live: list[Any], wanted: list[Any]) -> bool:

@@ -52,6 +52,9 @@ async def start(
     # Our Events are posted by the controller, only on rollout transitions; kopf's own per-handler
     # events would be API writes on every watch event.
     settings.posting.enabled = False
+    # The finalizer that keeps a ModelDeployment until its daemon has stopped; named after us, so
+    # `kubectl get -o yaml` says who holds it.
+    settings.persistence.finalizer = "modelramp.dev/operator"
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
     metrics, telemetry = OperatorMetrics(), AnalysisTelemetry()

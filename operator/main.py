@@ -1,8 +1,9 @@
 """`modelramp operator`: loads the configuration once, then runs kopf with our handlers.
 
 Without `--namespace` it watches every namespace; without `--peering` it runs standalone (one
-replica); with `--peering NAME` replicas coordinate through that kopf peering object, so only one
-acts at a time.
+replica); with `--peering NAME` replicas coordinate through that kopf peering object: the live
+one with the highest `--priority` acts, the others stand by (kopf pauses all replicas that share
+a priority, so each draws a random one unless told).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def main(argv: Sequence[str]) -> int:
     kopf.run(
         standalone=config.peering is None,
         peering_name=config.peering,
+        priority=config.priority,
         clusterwide=not config.namespaces,
         namespaces=config.namespaces,
         liveness_endpoint=config.liveness,

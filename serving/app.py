@@ -1,8 +1,12 @@
 """The ASGI application: routes HTTP onto the data plane and maps typed errors to status codes.
 
-Kept thin on purpose (kserve#2983: a heavy routing layer cost 8x throughput). Starlette's router
-and plain `Response`s with pre-serialised orjson bodies; no middleware on the hot path. Model
-loading runs in the lifespan, in a thread, so liveness answers while a large model loads.
+Kept thin on purpose (kserve#2983: a heavy routing layer cost 8x throughput). The prediction
+paths of the served model (`/v2/models/<name>[/versions/<v>]/infer`, `/invocations`) are matched
+by exact path before anything else and answered with raw ASGI messages: Starlette's router,
+middleware stack and `Response` objects cost more per request than the data plane itself on a
+small model. Everything else (health, metadata, metrics, unknown model names) goes through
+Starlette. Model loading runs in the lifespan, in a thread, so liveness answers while a large
+model loads.
 """
 
 from __future__ import annotations
@@ -14,14 +18,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import orjson
+import torch
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelramp.serving.batching import DynamicBatcher
 from modelramp.serving.config import ServeConfig
+from modelramp.serving.cpus import forward_threads
 from modelramp.serving.dataplane import DataPlane, ServingState
 from modelramp.serving.errors import InferenceFailed, ModelLoadError, PayloadTooLarge, ServingError
 from modelramp.serving.loading import LoadedModel, load_model, resolve_device
@@ -31,24 +38,35 @@ from modelramp.serving.predictor import Predictor, scores
 log = logging.getLogger(__name__)
 
 _JSON = "application/json"
+_JSON_HEADER = (b"content-type", _JSON.encode())
 Endpoint = Callable[[Request], Awaitable[Response]]
+ErrorBody = Callable[[ServingError], bytes]
+BodyReader = Callable[[], Awaitable[bytes]]
+# A data-plane prediction: given the body reader, the response body (or a `ServingError`).
+Prediction = Callable[[BodyReader], Awaitable[bytes]]
+# Below this time for a full-batch forward, forwards run on the event loop (see `batching`).
+INLINE_FORWARD_S = 0.002
 
 
 def _json(body: bytes, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type=_JSON)
 
 
-def _oip_error(error: ServingError) -> Response:
-    return _json(orjson.dumps({"error": error.message}), error.status_code)
+def _oip_error_body(error: ServingError) -> bytes:
+    return orjson.dumps({"error": error.message})
 
 
-def _mlflow_error(error: ServingError) -> Response:
+def _mlflow_error_body(error: ServingError) -> bytes:
     code = "BAD_REQUEST" if error.status_code < 500 else "INTERNAL_ERROR"
-    return _json(orjson.dumps({"error_code": code, "message": error.message}), error.status_code)
+    return orjson.dumps({"error_code": code, "message": error.message})
+
+
+def _oip_error(error: ServingError) -> Response:
+    return _json(_oip_error_body(error), error.status_code)
 
 
 class ServingApp:
-    """Builds the Starlette app for one model; `on_load_failure` lets the CLI exit non-zero."""
+    """The ASGI app for one model, once `build` ran; `on_load_failure` lets the CLI exit non-zero."""
 
     def __init__(
         self,
@@ -66,7 +84,7 @@ class ServingApp:
         self._on_load_failure = on_load_failure
         self.load_error: ModelLoadError | None = None
 
-    def build(self) -> Starlette:
+    def build(self) -> ASGIApp:
         model_routes: list[tuple[str, Endpoint, str]] = [
             ("", self.model_metadata, "GET"),
             ("/ready", self.model_ready, "GET"),
@@ -85,7 +103,20 @@ class ServingApp:
             routes.append(
                 Route(f"/v2/models/{{name}}/versions/{{version}}{suffix}", endpoint, methods=[method])
             )
-        return Starlette(routes=routes, lifespan=self._lifespan)
+        self._starlette = Starlette(routes=routes, lifespan=self._lifespan)
+        name, version = self.config.model_name, self.config.model_version
+        self._lanes: dict[str, tuple[Prediction, ErrorBody]] = {
+            f"/v2/models/{name}/infer": (
+                lambda read_body: self.plane.infer(name, None, read_body),
+                _oip_error_body,
+            ),
+            f"/v2/models/{name}/versions/{version}/infer": (
+                lambda read_body: self.plane.infer(name, version, read_body),
+                _oip_error_body,
+            ),
+            "/invocations": (self.plane.invocations, _mlflow_error_body),
+        }
+        return self
 
     @asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
@@ -111,18 +142,23 @@ class ServingApp:
             max_batch_size=self.config.max_batch_size,
             max_latency_s=self.config.max_latency_ms / 1000,
             observe=lambda rows, seconds, output: self.metrics.forward(rows, seconds, scores(output)),
+            inline=predictor.full_batch_seconds < INLINE_FORWARD_S,
         )
         batcher.start()
         self.state.batcher = batcher
         self.state.predictor = predictor
         log.info(
-            "model %s version %s ready on %s",
+            "model %s version %s ready on %s, %d torch threads (full-batch forward %.2f ms, run %s)",
             self.config.model_name,
             self.config.model_version,
             predictor.model.device,
+            torch.get_num_threads(),
+            predictor.full_batch_seconds * 1000,
+            "on the event loop" if predictor.full_batch_seconds < INLINE_FORWARD_S else "on a forward thread",
         )
 
     def _ready_predictor(self) -> Predictor:
+        torch.set_num_threads(forward_threads(self.config.torch_threads))
         predictor = Predictor(self._load(self.config))
         predictor.warm_up(self.config.max_batch_size)
         return predictor
@@ -160,46 +196,82 @@ class ServingApp:
     async def prometheus(self, _request: Request) -> Response:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    # Predictions: timed and counted by status code.
+    # Predictions: timed and counted by status code. The fast lane (`__call__`) handles the served
+    # model's paths; these endpoints handle the rest (unknown names answer 404 through the plane).
     async def infer(self, request: Request) -> Response:
         name, version = request.path_params["name"], request.path_params.get("version")
-        return await self._predict(
-            lambda: self.plane.infer(name, version, lambda: self._read_body(request)), _oip_error
+        status, body = await self._predict(
+            lambda read_body: self.plane.infer(name, version, read_body),
+            _oip_error_body,
+            request.scope,
+            request.receive,
         )
+        return _json(body, status)
 
     async def invocations(self, request: Request) -> Response:
-        return await self._predict(
-            lambda: self.plane.invocations(lambda: self._read_body(request)), _mlflow_error
+        status, body = await self._predict(
+            self.plane.invocations, _mlflow_error_body, request.scope, request.receive
         )
+        return _json(body, status)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The server's ASGI entry: exact-path prediction lane first, Starlette for the rest."""
+        lane = (
+            self._lanes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        )
+        if lane is None:
+            await self._starlette(scope, receive, send)
+            return
+        predict, error_body = lane
+        status, body = await self._predict(predict, error_body, scope, receive)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [_JSON_HEADER, (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
     async def _predict(
-        self, call: Callable[[], Awaitable[bytes]], error_response: Callable[[ServingError], Response]
-    ) -> Response:
+        self, predict: Prediction, error_body: ErrorBody, scope: Scope, receive: Receive
+    ) -> tuple[int, bytes]:
         started = time.perf_counter()
         try:
-            response = _json(await call())
+            status, body = 200, await predict(lambda: self._read_body(scope, receive))
         except ServingError as error:
-            response = error_response(error)
+            status, body = error.status_code, error_body(error)
         except Exception as error:  # a bug must cost one 500, counted, not the server
             log.exception("unexpected error while predicting")
-            response = error_response(InferenceFailed(f"internal error: {type(error).__name__}: {error}"))
-        self.metrics.request(response.status_code, time.perf_counter() - started)
-        return response
+            failure = InferenceFailed(f"internal error: {type(error).__name__}: {error}")
+            status, body = failure.status_code, error_body(failure)
+        self.metrics.request(status, time.perf_counter() - started)
+        return status, body
 
-    async def _read_body(self, request: Request) -> bytes:
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         """The body, refusing more than `max_body_bytes` before reading it when the size is declared."""
         limit = self.config.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(f"body: {declared} bytes is over the limit of {limit} (--max-body-bytes)")
+        for key, declared in scope["headers"]:
+            if key == b"content-length":
+                if declared.isdigit() and int(declared) > limit:
+                    raise PayloadTooLarge(
+                        f"body: {declared.decode()} bytes is over the limit of {limit} (--max-body-bytes)"
+                    )
+                break
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            chunk: bytes = message.get("body", b"")
+            more = message.get("more_body", False)
             size += len(chunk)
             if size > limit:
                 raise PayloadTooLarge(f"body: over the limit of {limit} bytes (--max-body-bytes)")
             chunks.append(chunk)
-        return b"".join(chunks)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def create_app(

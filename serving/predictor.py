@@ -1,12 +1,14 @@
 """Runs a batch through the loaded model: numpy rows in, numpy rows out, plus one score per row.
 
-This is what the batcher calls on its forward thread. The score is what `modelramp_prediction`
-observes for drift detection: the output itself for a one-output model, and for a multi-output
-model the top class probability (softmax of the outputs, unless they already are probabilities).
+This is what the batcher calls, on the event loop or on its forward thread. The score is what
+`modelramp_prediction` observes for drift detection: the output itself for a one-output model, and
+for a multi-output model the top class probability (softmax of the outputs, unless they already
+are probabilities).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -25,12 +27,15 @@ class Predictor:
         self.model = model
         self.output_datatype = "FP32"
         self.output_row_shape: tuple[int, ...] = ()
+        self.full_batch_seconds = 0.0
 
     def warm_up(self, max_batch_size: int) -> None:
         """Runs the model on zeros of one row and of a full batch, and records the output's form.
 
         Fails with a clear message when the model's output is not one tensor of one row per input
-        row, so that such a model never turns ready.
+        row, so that such a model never turns ready. Then times one more full-batch forward (the
+        first ones include TorchScript's profiling runs and lazy initialisation): the batcher
+        decides from it where forwards run.
         """
         spec = self.model.input
         for rows in sorted({1, max_batch_size}):
@@ -46,6 +51,9 @@ class Predictor:
                     f"warm-up: the model returned shape {list(output.shape)} for {rows} rows;"
                     " it must return one output row per input row"
                 )
+        started = time.perf_counter()
+        self.forward(batch)
+        self.full_batch_seconds = time.perf_counter() - started
         self.output_datatype = datatype_of(output.dtype)
         self.output_row_shape = tuple(output.shape[1:])
 

@@ -21,7 +21,8 @@ REVISION_LENGTH = 10
 def template_of(spec: ModelDeploymentSpec, config: EngineConfig) -> RevisionTemplate:
     """The template the spec asks for now."""
     serving = spec.serving.model_copy(update={"image": spec.serving.image or config.serving_image})
-    return RevisionTemplate(model=spec.model, serving=serving)
+    # Both parts were validated with the spec; validating them again would re-run their CEL rules.
+    return RevisionTemplate.model_construct(model=spec.model, serving=serving)
 
 
 def revision_of(template: RevisionTemplate) -> str:

@@ -14,6 +14,7 @@ import torch
 from conftest import POISON, RunningServer, expected, torchscript_config
 
 from modelramp.serving.batching import DynamicBatcher
+from modelramp.serving.errors import InferenceFailed
 
 
 @pytest.fixture(scope="module")
@@ -98,13 +99,22 @@ def _doubling(batch: np.ndarray) -> np.ndarray:
     return batch * 2
 
 
-def test_a_lone_request_does_not_wait_for_the_window() -> None:
+# Both places a forward can run: on the event loop (cheap models) and on the forward thread.
+FORWARD_PLACES = pytest.mark.parametrize("inline", [True, False], ids=["on-the-loop", "on-a-thread"])
+
+
+@FORWARD_PLACES
+def test_a_lone_request_does_not_wait_for_the_window(inline: bool) -> None:
     """With a one-minute window, a request alone still comes back at once: nobody else is arriving."""
 
     async def scenario() -> list[int]:
         sizes: list[int] = []
         batcher = DynamicBatcher(
-            _doubling, max_batch_size=8, max_latency_s=60, observe=lambda rows, _s, _out: sizes.append(rows)
+            _doubling,
+            max_batch_size=8,
+            max_latency_s=60,
+            observe=lambda rows, _s, _out: sizes.append(rows),
+            inline=inline,
         )
         batcher.start()
         with batcher.arrival() as arrival:
@@ -117,11 +127,16 @@ def test_a_lone_request_does_not_wait_for_the_window() -> None:
     assert asyncio.run(scenario()) == [1]
 
 
-def test_the_batch_waits_for_requests_already_arriving_and_respects_the_size_cap() -> None:
+@FORWARD_PLACES
+def test_the_batch_waits_for_requests_already_arriving_and_respects_the_size_cap(inline: bool) -> None:
     async def scenario() -> tuple[list[int], list[np.ndarray]]:
         sizes: list[int] = []
         batcher = DynamicBatcher(
-            _doubling, max_batch_size=4, max_latency_s=60, observe=lambda rows, _s, _out: sizes.append(rows)
+            _doubling,
+            max_batch_size=4,
+            max_latency_s=60,
+            observe=lambda rows, _s, _out: sizes.append(rows),
+            inline=inline,
         )
         batcher.start()
         futures = []
@@ -138,3 +153,39 @@ def test_the_batch_waits_for_requests_already_arriving_and_respects_the_size_cap
     assert sizes == [3, 2]
     for value, result in zip((1.0, 2.0, 3.0), results, strict=True):
         np.testing.assert_array_equal(result, np.full((len(result), 1), value * 2))
+
+
+def _refusing_negatives(batch: np.ndarray) -> np.ndarray:
+    if (batch < 0).any():
+        raise ValueError("negative input")
+    return batch * 2
+
+
+@FORWARD_PLACES
+def test_a_failing_merged_batch_is_retried_one_request_at_a_time(inline: bool) -> None:
+    async def scenario() -> tuple[list[int], list[np.ndarray | BaseException]]:
+        sizes: list[int] = []
+        batcher = DynamicBatcher(
+            _refusing_negatives,
+            max_batch_size=8,
+            max_latency_s=60,
+            observe=lambda rows, _s, _out: sizes.append(rows),
+            inline=inline,
+        )
+        batcher.start()
+        with batcher.arrival() as good, batcher.arrival() as bad, batcher.arrival() as other:
+            futures = [
+                good.submit(np.full((1, 2), 1.0)),
+                bad.submit(np.full((1, 2), -1.0)),
+                other.submit(np.full((2, 2), 3.0)),
+            ]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        await batcher.stop()
+        return sizes, results
+
+    sizes, (good, bad, other) = asyncio.run(scenario())
+    assert sizes == [1, 2]  # the merged forward of 4 rows failed and was not observed; then 1, (bad), 2
+    np.testing.assert_array_equal(good, np.full((1, 2), 2.0))
+    assert isinstance(bad, InferenceFailed)
+    assert "negative input" in bad.message
+    np.testing.assert_array_equal(other, np.full((2, 2), 6.0))

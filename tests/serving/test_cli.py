@@ -25,10 +25,12 @@ def test_flags_win_over_environment() -> None:
         "MODELRAMP_MODEL_URI": "/models/a.pt",
         "MODELRAMP_FORMAT": "torchscript",
         "MODELRAMP_MAX_BATCH_SIZE": "8",
+        "MODELRAMP_TORCH_THREADS": "3",
     }
     config = parse_config(["--max-batch-size", "64", "--prediction-buckets", "0.25,0.5,0.75"], environ)
     assert (config.model_uri, config.format, config.max_batch_size) == ("/models/a.pt", "torchscript", 64)
     assert config.prediction_buckets == (0.25, 0.5, 0.75)
+    assert config.torch_threads == 3
 
 
 def test_invalid_configuration_exits_2_naming_the_field(capsys: pytest.CaptureFixture[str]) -> None:
@@ -36,6 +38,8 @@ def test_invalid_configuration_exits_2_naming_the_field(capsys: pytest.CaptureFi
     assert "format: Input should be 'torchscript', 'exported-program' or 'mlflow'" in capsys.readouterr().err
     assert main(["--model-uri", "/m.pt", "--format", "torchscript", "--prediction-buckets", "0.5,0.1"]) == 2
     assert "prediction_buckets" in capsys.readouterr().err
+    assert main(["--model-uri", "/m.pt", "--format", "torchscript", "--torch-threads", "0"]) == 2
+    assert "torch_threads" in capsys.readouterr().err
 
 
 def test_a_model_that_cannot_load_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

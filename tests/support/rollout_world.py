@@ -7,12 +7,13 @@ cluster. Only the engine runs for real; the world never decides anything for it.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from modelramp.operator.api import ModelDeployment
+from modelramp.operator.api import ModelDeployment, ModelDeploymentSpec, ModelDeploymentStatus, ObjectMeta
 from modelramp.operator.api.status import Measurement
 from modelramp.operator.rollout import reconcile
 from modelramp.operator.rollout.model import (
@@ -86,6 +87,7 @@ class World:
     outputs: list[ReconcileOutput] = field(default_factory=list)
     # Called with every output before it is applied (property tests check invariants there).
     check: Callable[[World, ReconcileOutput], None] | None = None
+    _specs: dict[str, ModelDeploymentSpec] = field(default_factory=dict)
 
     @property
     def status(self) -> dict[str, Any]:
@@ -93,7 +95,17 @@ class World:
         return status
 
     def model(self) -> ModelDeployment:
-        return ModelDeployment.model_validate(self.md)
+        """The object as the glue would validate it; the spec's CEL rules run once per spec."""
+        key = json.dumps(self.md["spec"], sort_keys=True)
+        if key not in self._specs:
+            self._specs[key] = ModelDeployment.model_validate({**self.md, "status": {}}).spec
+        return ModelDeployment.model_construct(
+            api_version=self.md["apiVersion"],
+            kind=self.md["kind"],
+            metadata=ObjectMeta.model_validate(self.md["metadata"]),
+            spec=self._specs[key],
+            status=ModelDeploymentStatus.model_validate(self.md.get("status", {})),
+        )
 
     def observed(self) -> Observed:
         deployments = {}
