@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -46,7 +47,8 @@ class MLP(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+        output: torch.Tensor = self.layers(x)
+        return output
 
 
 class Block(nn.Module):
@@ -80,7 +82,9 @@ class ResNet18(nn.Module):
         self.head = nn.Linear(512, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(self.stages(self.stem(x)), 1), 1))
+        features = torch.flatten(nn.functional.adaptive_avg_pool2d(self.stages(self.stem(x)), 1), 1)
+        output: torch.Tensor = self.head(features)
+        return output
 
 
 @dataclass
@@ -218,7 +222,7 @@ def start_modelramp(path: Path, case: Case, port: int, log: Path) -> subprocess.
         "--device",
         "cpu",
         "--log-level",
-        "warning",
+        "info",  # no access log; the start-up line says how many torch threads it chose
         "--max-body-bytes",
         str(64 << 20),
     ]
@@ -227,7 +231,15 @@ def start_modelramp(path: Path, case: Case, port: int, log: Path) -> subprocess.
     )
 
 
-def start_mlflow(model_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def torch_threads_of(log: Path) -> str:
+    """The torch thread count modelramp chose (its start-up log line), to give the peers the same."""
+    match = re.search(r"(\d+) torch threads", log.read_text(errors="replace"))
+    if match is None:
+        raise RuntimeError(f"no torch thread count in {log}")
+    return match.group(1)
+
+
+def start_mlflow(model_dir: Path, port: int, log: Path, threads: str) -> subprocess.Popen[bytes]:
     command = [
         str(HERE_VENV / "bin" / "mlflow"),
         "models",
@@ -244,6 +256,7 @@ def start_mlflow(model_dir: Path, port: int, log: Path) -> subprocess.Popen[byte
     # MLflow starts `uvicorn` by name: our venv's bin must be on PATH.
     environ = os.environ | {
         "PYTHONSAFEPATH": "1",
+        "OMP_NUM_THREADS": threads,
         "PATH": f"{HERE_VENV / 'bin'}:{os.environ.get('PATH', '')}",
     }
     return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=environ)
@@ -279,7 +292,9 @@ def ensure_kserve() -> Path | None:
     return python
 
 
-def start_kserve(python: Path, path: Path, port: int, work: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_kserve(
+    python: Path, path: Path, port: int, log: Path, *, work: Path, threads: str
+) -> subprocess.Popen[bytes]:
     script = work / "kserve_server.py"
     script.write_text(KSERVE_SERVER)
     return subprocess.Popen(
@@ -287,7 +302,7 @@ def start_kserve(python: Path, path: Path, port: int, work: Path, log: Path) -> 
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         cwd=work,
-        env=os.environ | {"PYTHONSAFEPATH": "1"},
+        env=os.environ | {"PYTHONSAFEPATH": "1", "OMP_NUM_THREADS": threads},
     )
 
 
@@ -344,6 +359,8 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
     mlflow.pytorch.save_model(model, str(mlflow_dir), input_example=example, pip_requirements=["torch"])
 
     row = np.random.default_rng(0).normal(size=case.row_shape).round(4).tolist()
+    # Peers start after modelramp and get the torch thread count it chose (same CPU budget).
+    modelramp_log = work / f"{case.name}-modelramp.log"
     oip = {"inputs": [{"name": "input-0", "shape": [1, *case.row_shape], "datatype": "FP32", "data": [row]}]}
     servers: list[tuple[str, Callable[[int, Path], subprocess.Popen[bytes]], str, str, bytes]] = [
         (
@@ -355,7 +372,7 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
         ),
         (
             "mlflow serve",
-            lambda port, log: start_mlflow(mlflow_dir, port, log),
+            lambda port, log: start_mlflow(mlflow_dir, port, log, torch_threads_of(modelramp_log)),
             "/ping",
             "/invocations",
             http_body({"inputs": [row]}),
@@ -365,7 +382,9 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
         servers.append(
             (
                 "kserve",
-                lambda port, log: start_kserve(kserve_python, script_path, port, work, log),
+                lambda port, log: start_kserve(
+                    kserve_python, script_path, port, log, work=work, threads=torch_threads_of(modelramp_log)
+                ),
                 "/v1/models/model",
                 "/v1/models/model:predict",
                 http_body({"instances": [row]}),

@@ -104,6 +104,9 @@ def parser() -> argparse.ArgumentParser:
     )
     cli.add_argument("--peering", metavar="NAME", help="kopf peering object; default: standalone")
     cli.add_argument(
+        "--priority", metavar="N", help="peering priority (default: random, so one replica leads)"
+    )
+    cli.add_argument(
         "--liveness", metavar="URL", help="kopf health endpoint, e.g. http://0.0.0.0:8080/healthz"
     )
     cli.add_argument("--metrics-port", metavar="PORT", help="serve operator metrics on this port")

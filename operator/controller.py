@@ -27,7 +27,6 @@ from typing import Any, Final, Literal, NamedTuple
 import kopf
 from pydantic import ValidationError
 
-from modelramp.operator import rollout
 from modelramp.operator.analysis.context import RolloutContext
 from modelramp.operator.analysis.prometheus import PrometheusMetricProvider
 from modelramp.operator.analysis.scheduling import due_metrics
@@ -46,19 +45,20 @@ from modelramp.operator.cache import Json, Key, ObjectCache
 from modelramp.operator.config import OperatorConfig
 from modelramp.operator.kube import Conflict, Kube, KubeError, merge_patch
 from modelramp.operator.metrics import OperatorMetrics
+from modelramp.operator.rollout import reconcile
 from modelramp.operator.rollout.model import (
     Observed,
     ObservedDeployment,
     ReconcileInput,
     ReconcileOutput,
+    Track,
 )
+from modelramp.operator.rollout.objects import REVISION_LABEL, TRACK_LABEL
 from modelramp.operator.rollout.runs import effective_metrics
 
 log = logging.getLogger(__name__)
 
 APPLIED_HASH: Final = "modelramp.dev/applied-hash"
-TRACK_LABEL: Final = "modelramp.dev/track"
-REVISION_LABEL: Final = "modelramp.dev/revision"
 HTTPROUTE_API_VERSION: Final = "gateway.networking.k8s.io/v1"
 CONFLICT_RETRY_SECONDS: Final = 0.2
 MAX_BACKOFF_SECONDS: Final = 60.0
@@ -126,7 +126,7 @@ class Controller:
                 async with self._slots:
                     started = time.monotonic()
                     try:
-                        outcome = await asyncio.to_thread(self.reconcile, key)
+                        outcome = await asyncio.to_thread(self.reconcile_once, key)
                     except Exception:
                         log.exception("reconcile of %s failed", key)
                         outcome = Outcome("error", None)
@@ -146,7 +146,7 @@ class Controller:
 
     # --- one reconcile (in a worker thread: the kubernetes client blocks) -------------------------
 
-    def reconcile(self, key: Key) -> Outcome:
+    def reconcile_once(self, key: Key) -> Outcome:
         body = self.cache.model_deployment(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             # Owned objects go with it through their ownerReferences (garbage collection).
@@ -158,15 +158,16 @@ class Controller:
         now = self._clock()
         observed = self._observe(key, md)
         measurements = self._measure(md, now)
-        out = rollout.reconcile(
+        out = reconcile(
             ReconcileInput(
                 md=md, observed=observed, measurements=measurements, now=now, config=self.engine_config
             )
         )
-        changed = self._apply(key, out, observed)
         try:
+            changed = self._apply(key, out, observed)
             wrote = self._write_status(body, md.status, out.status)
         except Conflict:
+            # Someone changed the route or the ModelDeployment meanwhile: decide again on what is there.
             return Outcome("conflict", CONFLICT_RETRY_SECONDS)
         if wrote:
             self._post_events(body, out)
@@ -176,7 +177,7 @@ class Controller:
         return Outcome("changed" if changed or wrote else "unchanged", out.requeue_after)
 
     def _observe(self, key: Key, md: ModelDeployment) -> Observed:
-        deployments: dict[Any, ObservedDeployment] = {}
+        deployments: dict[Track, ObservedDeployment] = {}
         for raw in self.cache.owned(key, "Deployment"):
             observed = observe_deployment(raw)
             if observed is not None:

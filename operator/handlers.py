@@ -52,6 +52,9 @@ async def start(
     # Our Events are posted by the controller, only on rollout transitions; kopf's own per-handler
     # events would be API writes on every watch event.
     settings.posting.enabled = False
+    # kopf logs every watch-event handler call and aiohttp every health probe at INFO: noise.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # The finalizer that keeps a ModelDeployment until its daemon has stopped; named after us, so
     # `kubectl get -o yaml` says who holds it.
     settings.persistence.finalizer = "modelramp.dev/operator"

@@ -27,9 +27,6 @@ def main(argv: Sequence[str]) -> int:
     handlers.configure(config)
     kopf.configure(verbose=False, debug=False)
     logging.getLogger().setLevel(logging.INFO)
-    # kopf logs every watch-event handler call and aiohttp every health probe at INFO: noise.
-    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     kopf.run(
         standalone=config.peering is None,
         peering_name=config.peering,

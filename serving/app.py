@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelramp.serving.batching import DynamicBatcher
 from modelramp.serving.config import ServeConfig
-from modelramp.serving.cpus import forward_threads
+from modelramp.serving.cpus import usable_cpus
 from modelramp.serving.dataplane import DataPlane, ServingState
 from modelramp.serving.errors import InferenceFailed, ModelLoadError, PayloadTooLarge, ServingError
 from modelramp.serving.loading import LoadedModel, load_model, resolve_device
@@ -158,9 +158,13 @@ class ServingApp:
         )
 
     def _ready_predictor(self) -> Predictor:
-        torch.set_num_threads(forward_threads(self.config.torch_threads))
+        torch.set_num_threads(self.config.torch_threads or usable_cpus())
         predictor = Predictor(self._load(self.config))
         predictor.warm_up(self.config.max_batch_size)
+        if self.config.torch_threads is None and predictor.full_batch_seconds < INLINE_FORWARD_S:
+            # A forward this short gains little from more threads, and under load (the event loop
+            # and clients share the cores) their barriers cost whole scheduler slices.
+            torch.set_num_threads(1)
         return predictor
 
     # Health and metadata: cheap, not counted in the request metrics.

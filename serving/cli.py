@@ -37,7 +37,7 @@ _FLAGS: dict[str, str] = {
     "input_name": "OIP v2 input tensor name (default: input-0)",
     "output_name": "OIP v2 output tensor name (default: output-0)",
     "allow_nan": "accept NaN and infinite inputs (true/false, default: false)",
-    "torch_threads": "torch intra-op threads (default: usable CPUs minus one, at least 1)",
+    "torch_threads": "torch intra-op threads (default: usable CPUs; 1 for a model run on the event loop)",
     "graceful_shutdown_s": "longest wait for in-flight requests after SIGTERM (default: 30)",
     "log_level": "critical | error | warning | info | debug (default: info)",
 }

@@ -49,7 +49,7 @@ class ServeConfig(BaseModel):
     input_name: Annotated[str, Field(min_length=1)] = "input-0"
     output_name: Annotated[str, Field(min_length=1)] = "output-0"
     allow_nan: bool = False
-    # torch intra-op threads; None: one fewer than the CPUs the container may use (`cpus`).
+    # torch intra-op threads; None: the CPUs the container may use (`cpus`), 1 for cheap models.
     torch_threads: Annotated[int, Field(ge=1, le=1024)] | None = None
     graceful_shutdown_s: Annotated[float, Field(ge=0)] = 30.0
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"

@@ -1,10 +1,9 @@
-"""How many threads torch may use for a CPU forward, from the CPUs this process can really run on.
+"""How many CPUs this process can really run on, to size torch's intra-op thread pool.
 
-torch sizes its intra-op pool by the machine's cores, ignoring a container's CPU limit (cgroup
-`cpu.max`). More OpenMP threads than usable cores is costly: each parallel region ends in a
-barrier that waits for a descheduled thread's next time slice, which turned 0.05 ms forwards
-into 20-40 ms ones in our benchmark. The event loop needs a core of its own as well, hence the
-default of one thread fewer than the usable CPUs.
+torch sizes its pool by the machine's cores, ignoring a container's CPU limit (cgroup `cpu.max`).
+More OpenMP threads than usable cores is costly: each parallel region ends in a barrier that waits
+for a descheduled thread's next time slice, which turned 0.05 ms MLP forwards into 20-40 ms ones
+in our benchmark.
 """
 
 from __future__ import annotations
@@ -26,10 +25,3 @@ def usable_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
     if quota == "max":
         return cpus
     return max(1, min(cpus, math.ceil(int(quota) / int(period))))
-
-
-def forward_threads(configured: int | None, cpu_max: Path = CGROUP_CPU_MAX) -> int:
-    """`--torch-threads` when given, else one fewer than the usable CPUs (at least one)."""
-    if configured is not None:
-        return configured
-    return max(1, usable_cpus(cpu_max) - 1)

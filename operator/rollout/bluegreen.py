@@ -20,7 +20,7 @@ from modelramp.operator.api.status import (
     ModelDeploymentStatus,
     PauseReason,
 )
-from modelramp.operator.rollout import lifecycle, runs
+from modelramp.operator.rollout import analyses, lifecycle, runs
 from modelramp.operator.rollout.tick import (
     Tick,
     Transition,
@@ -58,9 +58,10 @@ def preview_ready_time(status: ModelDeploymentStatus) -> datetime | None:
 
 def plan_replicas(tick: Tick, status: ModelDeploymentStatus) -> tuple[int, int]:
     """(stable, preview) pods: stable always at full size; the preview at previewReplicas until
-    approved, full size from then on, and kept while the router still sends it traffic."""
+    approved, full size from then on, and kept while the router sends or is about to send it
+    traffic."""
     total = tick.total
-    if live_weight(tick, status) > 0:
+    if max(live_weight(tick, status), status.last_set_weight or 0) > 0:
         return total, total
     if not rollout_active(tick, status):
         return total, 0
@@ -82,7 +83,7 @@ def advance(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
     if pause_reasons(status) & ANALYSIS_PAUSES:
         return None
     if switched is not None:
-        return _after_switch(tick, status, switched)
+        return _after_switch(tick, status)
     if (status.current_step_index or 0) >= APPROVED:
         return _switch(tick, status)
     return _preview(tick, status)
@@ -148,7 +149,7 @@ def scale_down_time(tick: Tick, status: ModelDeploymentStatus) -> datetime | Non
 
 def _approve(tick: Tick, status: ModelDeploymentStatus, by: str) -> Transition:
     stopped = [
-        runs.terminate(run, lifecycle.metrics_for_run(tick, run), tick.now)
+        runs.terminate(run, analyses.metrics_for_run(tick, run), tick.now)
         if run.kind == "PrePromotion"
         else run
         for run in status.analysis_runs
@@ -178,7 +179,7 @@ def _switch(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
     )
 
 
-def _after_switch(tick: Tick, status: ModelDeploymentStatus, switched: datetime) -> Transition | None:
+def _after_switch(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
     if live_weight(tick, status) != 100:
         return None
     if _strategy(tick).post_promotion_analysis is not None and not _passed(tick, status, "PostPromotion"):
@@ -190,15 +191,15 @@ def _after_switch(tick: Tick, status: ModelDeploymentStatus, switched: datetime)
 
 
 def _passed(tick: Tick, status: ModelDeploymentStatus, kind: PromotionAnalysis) -> bool:
-    run = lifecycle.current_run(tick, status, kind)
+    run = analyses.current_run(tick, status, kind)
     return run is not None and run.phase == "Successful"
 
 
 def _analysis(tick: Tick, status: ModelDeploymentStatus, kind: PromotionAnalysis) -> Transition | None:
     """Start the analysis, wait for it, or act on its unsuccessful verdict."""
-    run = lifecycle.current_run(tick, status, kind)
+    run = analyses.current_run(tick, status, kind)
     if run is None:
-        return lifecycle.start_analysis(tick, status, kind)
+        return analyses.start_analysis(tick, status, kind)
     if run.phase in ("Running", "Pending"):
         return None
     return lifecycle.act_on_verdict(tick, status, run)

@@ -14,7 +14,7 @@ from datetime import timedelta
 from modelramp.operator.api.spec import CanaryStep
 from modelramp.operator.api.status import AnalysisRunStatus, ModelDeploymentStatus, PauseReason
 from modelramp.operator.api.types import parse_duration
-from modelramp.operator.rollout import lifecycle, runs
+from modelramp.operator.rollout import analyses, lifecycle, runs
 from modelramp.operator.rollout.replicas import (
     dynamic_stable_replicas,
     published_ratio_weight,
@@ -204,9 +204,9 @@ def pause_end(tick: Tick, status: ModelDeploymentStatus) -> timedelta | None:
 
 
 def _analysis_step(tick: Tick, status: ModelDeploymentStatus, index: int) -> Transition | None:
-    run = lifecycle.current_run(tick, status, "Step", index)
+    run = analyses.current_run(tick, status, "Step", index)
     if run is None:
-        return lifecycle.start_analysis(tick, status, "Step", index)
+        return analyses.start_analysis(tick, status, "Step", index)
     if run.phase == "Successful":
         return _complete(tick, status, index)
     if run.phase in ("Running", "Pending"):
@@ -218,9 +218,9 @@ def _background(tick: Tick, status: ModelDeploymentStatus, index: int) -> Transi
     analysis = tick.canary_strategy.analysis if tick.canary_strategy else None
     if analysis is None or index < (analysis.starting_step or 0):
         return None
-    run = lifecycle.current_run(tick, status, "Background")
+    run = analyses.current_run(tick, status, "Background")
     if run is None:
-        return lifecycle.start_analysis(tick, status, "Background")
+        return analyses.start_analysis(tick, status, "Background")
     if run.phase in ("Running", "Pending", "Successful"):
         return None
     return lifecycle.act_on_verdict(tick, status, run)
@@ -251,5 +251,5 @@ def _promote_step(tick: Tick, status: ModelDeploymentStatus, index: int) -> Tran
 
 def _stop_if_current(tick: Tick, run: AnalysisRunStatus, index: int) -> AnalysisRunStatus:
     if run.kind == "Step" and run.step_index == index:
-        return runs.terminate(run, lifecycle.metrics_for_run(tick, run), tick.now)
+        return runs.terminate(run, analyses.metrics_for_run(tick, run), tick.now)
     return run

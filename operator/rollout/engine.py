@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from modelramp.operator.api.status import ModelDeploymentStatus
-from modelramp.operator.rollout import bluegreen, canary, lifecycle, runs
+from modelramp.operator.rollout import analyses, bluegreen, canary, lifecycle, runs
 from modelramp.operator.rollout.conditions import UNHEALTHY, conditions_for, reason_of
 from modelramp.operator.rollout.describe import describe
 from modelramp.operator.rollout.model import EventRecord, ReconcileInput, ReconcileOutput, Track
@@ -78,7 +78,7 @@ def _fold_measurements(
     live = [run for run in status.analysis_runs if run.revision == status.canary_revision]
     folded, events = [], []
     for run in status.analysis_runs:
-        after = runs.fold(run, lifecycle.metrics_for_run(tick, run), tick.measurements, tick.now)
+        after = runs.fold(run, analyses.metrics_for_run(tick, run), tick.measurements, tick.now)
         if after.phase == "Successful" and run.phase != "Successful":
             events.append(normal("AnalysisSuccessful", f"analysis {after.name} Successful"))
         folded.append(after)
@@ -208,7 +208,7 @@ def _requeue_after(tick: Tick, status: ModelDeploymentStatus) -> float | None:
         times.append(tick.deadline(status))
     due = [(at - tick.now).total_seconds() for at in times if at is not None and at > tick.now]
     # A measurement already due (a run started this tick) is taken on the next tick, at once.
-    wakeups = [runs.wakeup(run, lifecycle.metrics_for_run(tick, run)) for run in status.analysis_runs]
+    wakeups = [runs.wakeup(run, analyses.metrics_for_run(tick, run)) for run in status.analysis_runs]
     due += [max(0.0, (at - tick.now).total_seconds()) for at in wakeups if at is not None]
     if uses_gateway(tick) and live_weight(tick, status) != (status.last_set_weight or 0):
         due.append(ROUTE_POLL_SECONDS)

@@ -7,9 +7,7 @@ Each function is a transition `(Tick, status) -> Transition | None`: None when i
 
 from __future__ import annotations
 
-from modelramp.operator.api.analysis import AnalysisSpec, EffectiveMetric
 from modelramp.operator.api.status import (
-    AnalysisKind,
     AnalysisRunStatus,
     BlueGreenStatus,
     ModelDeploymentStatus,
@@ -19,7 +17,7 @@ from modelramp.operator.api.status import (
     ResolvedModel,
     RevisionTemplate,
 )
-from modelramp.operator.rollout import runs
+from modelramp.operator.rollout import analyses
 from modelramp.operator.rollout.conditions import conditions_for
 from modelramp.operator.rollout.model import EventRecord
 from modelramp.operator.rollout.tick import (
@@ -40,25 +38,30 @@ def resolved(template: RevisionTemplate) -> ResolvedModel:
     return ResolvedModel(uri=template.model.uri, resolved_uri=template.model.uri)
 
 
+def _desired_as_stable(tick: Tick) -> dict[str, object]:
+    return {
+        "stable_revision": tick.desired_revision,
+        "stable_template": tick.desired,
+        "stable_model": resolved(tick.desired),
+        "last_progress_time": tick.now,
+    }
+
+
 def initialize(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
     """First apply: the spec becomes the stable revision."""
     if status.stable_revision is not None and status.stable_template is not None:
         return None
+    what = f"{tick.desired.model.uri} as stable revision {tick.desired_revision}"
     return changed(
         status,
-        normal(
-            "Deploying", f"deploying {tick.desired.model.uri} (revision {tick.desired_revision}) as stable"
-        ),
-        stable_revision=tick.desired_revision,
-        stable_template=tick.desired,
-        stable_model=resolved(tick.desired),
-        last_progress_time=tick.now,
+        normal("Deploying", f"deploying {what}"),
         canary_weight=0,
         last_set_weight=0,
+        **_desired_as_stable(tick),
     )
 
 
-def _fresh_rollout(tick: Tick, status: ModelDeploymentStatus) -> dict[str, object]:
+def _fresh_rollout(tick: Tick) -> dict[str, object]:
     """The status fields of a rollout of the desired revision that starts now."""
     return {
         "canary_revision": tick.desired_revision,
@@ -75,6 +78,8 @@ def _fresh_rollout(tick: Tick, status: ModelDeploymentStatus) -> dict[str, objec
         "last_progress_time": tick.now,
         "analysis_runs": [],
         "measurements": [],
+        # The new pods start from nothing: traffic moves back until they are Ready for a weight.
+        **published(tick, 0),
     }
 
 
@@ -84,6 +89,9 @@ def new_revision(tick: Tick, status: ModelDeploymentStatus) -> Transition | None
     if tick.desired_revision in (status.stable_revision, status.canary_revision):
         return None
     target = f"revision {tick.desired_revision} ({tick.desired.model.uri})"
+    if _never_served(tick, status):
+        event = normal("Deploying", f"stable never became Ready: {target} replaces it directly")
+        return changed(status, event, **_desired_as_stable(tick))
     if status.canary_revision is not None and not promoting(status) and not status.abort:
         event = normal(
             "RolloutRestarted", f"{target} replaces revision {status.canary_revision} mid-rollout; restarting"
@@ -92,7 +100,18 @@ def new_revision(tick: Tick, status: ModelDeploymentStatus) -> Transition | None
         event = normal(
             "RolloutStarted", f"rolling out {target} over stable revision {status.stable_revision}"
         )
-    return changed(status, event, **_fresh_rollout(tick, status))
+    return changed(status, event, **_fresh_rollout(tick))
+
+
+def _never_served(tick: Tick, status: ModelDeploymentStatus) -> bool:
+    """The first revision never became Ready and no rollout ever ran: canarying a fix over it
+    would only slow the fix down (Argo Rollouts, too, applies a first revision at once)."""
+    return (
+        status.canary_revision is None
+        and status.rollout_start_time is None
+        and status.phase in (None, "Initializing", "Degraded")
+        and not tick.has_ready("stable", status.stable_revision, tick.total)
+    )
 
 
 def retry(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
@@ -107,7 +126,7 @@ def retry(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
     event = normal(
         "RolloutRetried", f"retrying the rollout of revision {tick.desired_revision} from the start"
     )
-    return changed(status, event, **_fresh_rollout(tick, status))
+    return changed(status, event, **_fresh_rollout(tick))
 
 
 def cancel(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
@@ -162,7 +181,7 @@ def abort_requested(tick: Tick, status: ModelDeploymentStatus) -> Transition | N
 def stop(tick: Tick, status: ModelDeploymentStatus, phase: Phase, reason: str, message: str) -> Transition:
     """Abort or roll back: runs stopped, pauses cleared (aborting a paused rollout must not loop,
     argo-rollouts#3756), the phase sticky until retry, promote or a new revision."""
-    stopped = [runs.terminate(run, metrics_for_run(tick, run), tick.now) for run in status.analysis_runs]
+    stopped = analyses.stop_runs(tick, status.analysis_runs)
     return changed(
         status,
         warning(reason, message),
@@ -204,7 +223,7 @@ def restore_stable_traffic(tick: Tick, status: ModelDeploymentStatus) -> Transit
 
 def begin_promotion(tick: Tick, status: ModelDeploymentStatus) -> Transition:
     """Stable takes the canary's template; traffic stays where it is until stable is Ready."""
-    stopped = [runs.terminate(run, metrics_for_run(tick, run), tick.now) for run in status.analysis_runs]
+    stopped = analyses.stop_runs(tick, status.analysis_runs)
     return changed(
         status,
         normal("Promoting", f"promoting revision {status.canary_revision}: stable takes its template"),
@@ -272,58 +291,9 @@ def add_pause(
     return changed(status, event, pause_conditions=[*status.pause_conditions, condition])
 
 
-# --- analysis -----------------------------------------------------------------------------------
+# --- analysis verdicts ---------------------------------------------------------------------------
 
 _VERDICT_EVENTS = {"Failed": "AnalysisFailed", "Error": "AnalysisError"}
-
-
-def analysis_of(tick: Tick, kind: AnalysisKind, step_index: int | None) -> AnalysisSpec | None:
-    """The spec of the analysis a run of `kind` measures, if the spec still has it."""
-    canary, blue_green = tick.canary_strategy, tick.blue_green
-    if kind == "Step" and step_index is not None and step_index < len(tick.steps):
-        return tick.steps[step_index].analysis
-    if kind == "Background" and canary is not None:
-        return canary.analysis
-    if kind == "PrePromotion" and blue_green is not None:
-        return blue_green.pre_promotion_analysis
-    if kind == "PostPromotion" and blue_green is not None:
-        return blue_green.post_promotion_analysis
-    return None
-
-
-def metrics_for_run(tick: Tick, run: AnalysisRunStatus) -> list[EffectiveMetric]:
-    analysis = analysis_of(tick, run.kind, run.step_index)
-    return runs.effective_metrics(analysis, tick.spec) if analysis is not None else []
-
-
-def current_run(
-    tick: Tick, status: ModelDeploymentStatus, kind: AnalysisKind, step_index: int | None = None
-) -> AnalysisRunStatus | None:
-    revision = status.canary_revision or ""
-    return runs.find(status.analysis_runs, runs.run_name(kind, revision, step_index))
-
-
-def start_analysis(
-    tick: Tick, status: ModelDeploymentStatus, kind: AnalysisKind, step_index: int | None = None
-) -> Transition | None:
-    """Start the run of an analysis unless it already exists for this revision."""
-    analysis = analysis_of(tick, kind, step_index)
-    if analysis is None or current_run(tick, status, kind, step_index) is not None:
-        return None
-    revision = status.canary_revision or ""
-    run = runs.start_run(
-        kind,
-        revision,
-        step_index,
-        runs.effective_metrics(analysis, tick.spec),
-        now=tick.now,
-        provider=runs.has_provider(tick.spec, tick.config),
-    )
-    return changed(
-        status,
-        normal("AnalysisStarted", f"analysis {run.name} started ({len(run.metrics)} metrics)"),
-        analysis_runs=runs.upsert(status.analysis_runs, run),
-    )
 
 
 def act_on_verdict(tick: Tick, status: ModelDeploymentStatus, run: AnalysisRunStatus) -> Transition | None:

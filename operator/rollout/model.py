@@ -140,11 +140,16 @@ class ReconcileOutput(_Frozen):
     route_patch: dict[str, Any] | None = Field(
         default=None,
         description=(
-            "server-side apply body for the user's HTTPRoute: apiVersion, kind, metadata.name/namespace and "
-            "spec.rules[*].backendRefs only, so the route's other fields stay the user's"
+            "JSON merge patch (application/merge-patch+json) for the user's HTTPRoute, or None when the "
+            "route already gives the published weights: apiVersion, kind, metadata.name/namespace and "
+            "spec.rules. `spec.rules` is an atomic list in the Gateway API schema, so every rule is "
+            "carried whole (copied from the observed route, backendRefs replaced) and the route's other "
+            "fields stay the user's; send it with the observed resourceVersion to avoid racing an edit"
         ),
     )
-    delete: list[ObjectRef] = Field(default_factory=list)
+    delete: list[ObjectRef] = Field(
+        default_factory=list, description="objects to delete (none today: idle tracks are scaled to 0)"
+    )
     status: ModelDeploymentStatus
     events: list[EventRecord] = Field(default_factory=list)
     requeue_after: float | None = Field(

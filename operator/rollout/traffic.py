@@ -18,7 +18,7 @@ from modelramp.operator.rollout.replicas import (
     ratio_stable_replicas,
 )
 from modelramp.operator.rollout.tick import Tick, Transition, canary_track_revision
-from modelramp.operator.routers.gateway_api import GatewayApiRouter
+from modelramp.operator.routers.gateway_api import GatewayApiRouter, check_route
 from modelramp.operator.routers.replica_ratio import canary_replicas
 
 SUPPORTED_ROUTERS = ("replicaRatio", "gatewayAPI")
@@ -131,7 +131,7 @@ def route_problem(tick: Tick) -> str | None:
     if tick.observed.route is None:
         return "the HTTPRoute was not observed"
     try:
-        GatewayApiRouter().weights(tick.observed.route, "", "")
+        check_route(tick.observed.route)
     except ValueError as error:
         return str(error)
     return None

@@ -3,8 +3,8 @@
 The user owns the HTTPRoute (parents, hostnames, matches, filters); the operator owns only the
 backends of its rules: every rule sends `100 - w` to `<name>-stable` and `w` to `<name>-canary`.
 `spec.rules` is an atomic list in the Gateway API schema, so the patch carries every rule in full
-(copied from the live route, backendRefs replaced) as a JSON merge patch of `spec.rules`; the
-route's other fields are left alone.
+(copied from the live route, backendRefs replaced) as a JSON merge patch of `spec.rules`, guarded
+by the resourceVersion it was computed from; the route's other fields are left alone.
 """
 
 from __future__ import annotations
@@ -18,6 +18,11 @@ Route = dict[str, Any]
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 SERVICE_PORT = 80
+
+
+def check_route(route: Route) -> None:
+    """Raises ValueError saying why the route can't carry the model's traffic."""
+    _rules(route)
 
 
 def _rules(route: Route) -> list[dict[str, Any]]:
@@ -50,10 +55,13 @@ class GatewayApiRouter:
             ]
             rules.append(patched)
         metadata = route.get("metadata", {})
+        # With the resourceVersion read, a route edited meanwhile makes the patch fail (409) and be
+        # recomputed, rather than overwrite the edit with rules copied from the older route.
+        identity = {key: metadata[key] for key in ("name", "namespace", "resourceVersion") if key in metadata}
         return {
             "apiVersion": route.get("apiVersion", f"{GATEWAY_GROUP}/v1"),
             "kind": "HTTPRoute",
-            "metadata": {"name": metadata.get("name"), "namespace": metadata.get("namespace")},
+            "metadata": identity,
             "spec": {"rules": rules},
         }
 

@@ -54,6 +54,43 @@ def test_first_apply_creates_owned_objects_and_becomes_healthy(
         assert (ref.kind, ref.name, ref.uid) == ("ModelDeployment", "web", md["metadata"]["uid"])
         assert ref.controller and ref.block_owner_deletion
     wait_for("a Normal Event on the ModelDeployment", lambda: reasons(mds, type_="Normal"))
+    metrics = operator.metrics()
+    assert 'modelramp_rollouts{phase="Healthy"} 1.0' in metrics
+    assert f'modelramp_canary_weight{{name="web",namespace="{mds.namespace}"}} 0.0' in metrics
+
+
+def test_nothing_is_written_when_nothing_changes(operator: OperatorProcess, mds: ModelDeployments) -> None:
+    mds.apply(canary_md([{"setWeight": 50}], route="web-route"))
+    mds.apply(http_route("web-route"))
+    healthy(mds)
+    wait_for("route weights set", lambda: route_weights(mds.route("web-route"), "web") == (100, 0))
+    time.sleep(1)
+
+    def versions() -> list[str]:
+        objects = [mds.get("web"), mds.route("web-route")]
+        versions = [o["metadata"]["resourceVersion"] for o in objects]
+        owned = [mds.deployment("web-stable")] + [mds.service(n) for n in ("web", "web-stable", "web-canary")]
+        return versions + [o.metadata.resource_version for o in owned]
+
+    def reconciles(result: str) -> float:
+        line = f'modelramp_reconcile_total{{result="{result}"}} '
+        found = [row for row in operator.metrics().splitlines() if row.startswith(line)]
+        return float(found[0].removeprefix(line)) if found else 0.0
+
+    before, events, changed, unchanged = (
+        versions(),
+        len(mds.events("web")),
+        reconciles("changed"),
+        reconciles("unchanged"),
+    )
+    # Wake the operator without changing anything it owns: an unrelated label on the ModelDeployment.
+    mds.kube.kubectl("-n", mds.namespace, "label", "modeldeployments.modelramp.dev", "web", "touched=yes")
+    wait_for("the operator to look again", lambda: reconciles("unchanged") > unchanged)
+    time.sleep(1)
+    # The label itself changed the ModelDeployment's resourceVersion; nothing else may change.
+    assert versions()[1:] == before[1:], "the operator rewrote an object that needed no change"
+    assert reconciles("changed") == changed, "the operator wrote something on a no-op reconcile"
+    assert len(mds.events("web")) == events, "an Event was posted for no transition"
 
 
 def test_canary_with_replica_ratio_steps_through_weights_to_promotion(

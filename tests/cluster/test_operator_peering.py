@@ -4,6 +4,7 @@ other takes over when it leaves (argo-rollouts#2117: two controllers must never 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -45,9 +46,12 @@ def test_only_the_leading_replica_acts_and_the_other_takes_over(
         kube, [namespace], tmp_path / "standby.log", ["--peering=modelramp", "--priority=100"]
     )
     try:
+        # kopf starts paused and resumes once its peering object shows no live peer above it.
         leader.start()
+        wait_for("the leader to act", lambda: "Resuming operations" in leader.log_tail(200), timeout=30)
         standby.start()
-        wait_for("the standby to pause", lambda: "Pausing operations" in standby.log_tail(200), timeout=30)
+        time.sleep(3)
+        assert "Resuming operations" not in standby.log_tail(200), "the standby resumed beside the leader"
         body = canary_md([{"setWeight": 50}], replicas=2)
         mds.apply(body)
         healthy(mds)

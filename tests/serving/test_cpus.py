@@ -1,4 +1,4 @@
-"""The torch thread count follows the CPUs the container may use, not the machine's cores."""
+"""The CPUs torch may use follow the container's CPU limit, not the machine's cores."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modelramp.serving.cpus import forward_threads, usable_cpus
+from modelramp.serving.cpus import usable_cpus
 
 AFFINITY = len(os.sched_getaffinity(0))
 
@@ -30,12 +30,3 @@ def test_usable_cpus_is_capped_by_the_cgroup_quota(tmp_path: Path, cpu_max: str,
 
 def test_without_a_cgroup_file_the_affinity_mask_counts(tmp_path: Path) -> None:
     assert usable_cpus(tmp_path / "absent") == AFFINITY
-
-
-def test_forward_threads_leave_a_core_to_the_event_loop(tmp_path: Path) -> None:
-    path = tmp_path / "cpu.max"
-    path.write_text("400000 100000\n")
-    assert forward_threads(None, path) == max(1, min(AFFINITY, 4) - 1)
-    path.write_text("100000 100000\n")
-    assert forward_threads(None, path) == 1
-    assert forward_threads(3, path) == 3  # --torch-threads wins

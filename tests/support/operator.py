@@ -113,6 +113,8 @@ class OperatorProcess:
         self.process = None
 
     def log_tail(self, lines: int = 80) -> str:
+        if not self.log_path.exists():
+            return "(never started)"
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def metrics(self) -> str:
@@ -421,9 +423,17 @@ def mds(kube: Kube, namespace: str, crd: None) -> ModelDeployments:
 
 
 @pytest.fixture
-def operator(kube: Kube, namespace: str, mds: ModelDeployments, tmp_path: Path) -> Iterator[OperatorProcess]:
+def operator_args() -> list[str]:
+    """Extra flags for the `operator` fixture; a test module overrides this fixture to add some."""
+    return []
+
+
+@pytest.fixture
+def operator(
+    kube: Kube, namespace: str, mds: ModelDeployments, operator_args: list[str], tmp_path: Path
+) -> Iterator[OperatorProcess]:
     """The operator watching this test's namespace; its log is printed when a test fails."""
-    process = OperatorProcess(kube, [namespace], tmp_path / "operator.log")
+    process = OperatorProcess(kube, [namespace], tmp_path / "operator.log", operator_args)
     process.start()
     yield process
     try:

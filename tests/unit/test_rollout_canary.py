@@ -398,3 +398,21 @@ def test_unsupported_router_is_refused_with_the_field_named() -> None:
     assert out.apply == []
     assert world.status["phase"] == "Failed"
     assert world.status["message"].startswith("spec.trafficRouting.istio: not supported")
+
+
+def test_requeue_follows_the_analysis_schedule() -> None:
+    world = analysed({"setWeight": 25}, {"analysis": {}}, {"pause": {}})
+    # analysed() ticked once more after the run started: its first measurement is overdue.
+    assert world.outputs[-1].requeue_after == 0
+    out = world.tick(seconds=0, measurements=measure(world, "Step", "Successful"))
+    assert out.requeue_after == 30  # the metric's interval
+
+
+def test_measurements_are_counted_once_even_when_replayed() -> None:
+    world = analysed({"setWeight": 25}, {"analysis": {}}, {"pause": {}})
+    taken = measure(world, "Step", "Successful")
+    world.tick(seconds=0, measurements=taken)
+    world.tick(seconds=0, measurements=taken)  # the glue re-sends after a restart
+    metric = run_named(world, "Step")["metrics"][0]
+    assert (metric["count"], metric["successful"]) == (1, 1)
+    assert len(world.status["measurements"]) == 1

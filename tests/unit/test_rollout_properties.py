@@ -10,6 +10,7 @@ still publishes exactly its step weights, in order, each once.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +25,8 @@ from modelramp.operator.rollout.replicas import published_ratio_weight
 from modelramp.operator.routers.gateway_api import GatewayApiRouter
 from modelramp.operator.routers.replica_ratio import canary_replicas
 
+# `make test-rollout-thorough` raises it; the default keeps the unit suite quick.
+EXAMPLES = int(os.environ.get("MODELRAMP_PROPERTY_EXAMPLES", "40"))
 PROMETHEUS = {"prometheus": {"address": "http://prometheus:9090"}}
 METRIC = {"name": "error-rate", "builtin": "error-rate", "threshold": 0.05, "interval": "30s", "count": 2}
 ROUTINGS: dict[str, dict[str, Any] | None] = {
@@ -215,7 +218,7 @@ def act(world: World, action: str, revision_counter: list[int]) -> None:
     world.reconcile()
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=scenarios(), actions=st.lists(st.sampled_from(ACTIONS), min_size=5, max_size=40))
 def test_invariants_hold_at_every_tick(spec: dict[str, Any], actions: list[str]) -> None:
     world = World(spec, route=httproute(), check=Invariants())
@@ -235,7 +238,7 @@ def steps_announced(world: World, reason: str) -> list[int]:
     ]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES // 2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     steps=canary_steps(analysis=False, indefinite=False),
     routing=st.sampled_from(sorted(ROUTINGS)),

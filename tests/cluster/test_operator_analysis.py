@@ -1,0 +1,73 @@
+"""An analysis step measured through a real Prometheus (the operator's `--prometheus-url`): a good
+canary is promoted, one answering 30% errors is rolled back, and the measurements that decided it
+are in status. Fake model servers (tests/prometheus/synthetic.py) stand in for the pods, scraped
+with the labels Prometheus would give the pods (namespace, modeldeployment, track)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from prometheus.synthetic import Behaviour, SyntheticServing
+from support.operator import V2, ModelDeployments, OperatorProcess, canary_md, healthy, with_model
+from support.prometheus import INSTALL_HINT, PrometheusServer, Target, prometheus_binary
+
+pytestmark = [pytest.mark.cluster, pytest.mark.prometheus]
+
+CANARIES = {"good": Behaviour(seed=2), "bad": Behaviour(error_share=0.3, seed=3)}
+
+
+@pytest.fixture
+def prometheus(namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    if prometheus_binary() is None:
+        pytest.fail(INSTALL_HINT)
+    servers = {(name, "canary"): SyntheticServing(canary) for name, canary in CANARIES.items()}
+    servers |= {(name, "stable"): SyntheticServing(Behaviour(seed=1)) for name in CANARIES}
+    for server in servers.values():
+        server.start()
+    targets = [
+        Target(server.address, {"namespace": namespace, "modeldeployment": name, "track": track})
+        for (name, track), server in servers.items()
+    ]
+    try:
+        with PrometheusServer(tmp_path_factory.mktemp("prometheus"), targets) as server:
+            server.wait_for(f'sum(increase(modelramp_requests_total{{namespace="{namespace}"}}[5s]))', 300)
+            yield server
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+@pytest.fixture
+def operator_args(prometheus: PrometheusServer) -> list[str]:
+    return [f"--prometheus-url={prometheus.url}"]
+
+
+def _with_analysis(name: str) -> dict[str, Any]:
+    metric = {"name": "errors", "builtin": "error-rate", "threshold": 0.05, "interval": "5s", "count": 2}
+    return canary_md([{"setWeight": 50}, {"analysis": {"metrics": [metric]}}], name=name, replicas=2)
+
+
+def test_analysis_promotes_a_good_canary_and_rolls_back_a_bad_one(
+    operator: OperatorProcess, mds: ModelDeployments
+) -> None:
+    bodies = {name: _with_analysis(name) for name in CANARIES}
+    for body in bodies.values():
+        mds.apply(body)
+    first = {name: healthy(mds, name) for name in CANARIES}
+    for body in bodies.values():
+        mds.apply(with_model(body, V2))
+
+    promoted = healthy(mds, "good", uri=V2)
+    (good_run,) = promoted["analysisRuns"]
+    assert good_run["phase"] == "Successful"
+    assert good_run["metrics"][0]["successful"] == 2
+
+    rolled_back = mds.wait_status("bad", "rolled back", lambda s: s.get("phase") == "RolledBack", timeout=60)
+    assert rolled_back["stableRevision"] == first["bad"]["stableRevision"]
+    assert rolled_back["canaryWeight"] == 0
+    failed = [m for m in rolled_back["measurements"] if m["verdict"] == "Failed"]
+    assert failed, rolled_back["measurements"]
+    assert failed[0]["value"] > 0.05 and "modelramp_requests_total" in failed[0]["message"]
+    assert 'modelramp_analysis_measurements_total{metric="errors",verdict="Failed"}' in operator.metrics()
