@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.cluster import Kube, start_cluster
-from support.operator import GROUP, PLURAL, VERSION, OperatorProcess, install_crd, wait_for
+from support.operator import GROUP, PLURAL, VERSION, ModelDeployments, OperatorProcess, install_crd, wait_for
 
 WATCHED_RESOURCES = {"modeldeployments", "deployments", "services", "events", "httproutes"}
 READ_VERBS = {"GET", "LIST", "WATCH"}
@@ -154,7 +154,7 @@ def free_service_ips(kube: Kube) -> int:
 def delete_and_wait(kube: Kube, namespace: str) -> None:
     """Deletes a namespace's ModelDeployments and Services (freeing their ClusterIPs) and waits."""
     core = kubernetes.client.CoreV1Api(kube.api_client)
-    kube.kubectl("-n", namespace, "delete", f"{PLURAL}.{GROUP}", "--all", "--wait=true", timeout=300)
+    ModelDeployments(kube, namespace).delete_all(timeout=300)
     kube.kubectl("-n", namespace, "delete", "services,deployments", "--all", "--wait=true", timeout=300)
     wait_for(f"{namespace}'s Services gone", lambda: not core.list_namespaced_service(namespace).items, 120)
 
@@ -255,7 +255,11 @@ def main(argv: list[str]) -> int:
         if operator.process is None:
             operator.start()
         for namespace in (latency_ns, idle_ns):
-            kube.kubectl("-n", namespace, "delete", f"{PLURAL}.{GROUP}", "--all", "--wait=true", timeout=300)
+            mds = ModelDeployments(kube, namespace)
+            try:
+                mds.delete_all(timeout=300)  # the running operator releases them
+            finally:
+                mds.strip_finalizers()
         operator.stop()
         for namespace in (latency_ns, idle_ns, base_ns):
             core.delete_namespace(namespace)

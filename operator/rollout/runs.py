@@ -30,6 +30,7 @@ NO_PROVIDER = (
     "no metric provider configured: set spec.analysis.prometheus.address or install the operator "
     "with a default Prometheus; an analysis never passes without data"
 )
+MESSAGE_LIMIT = 4096  # AnalysisRunStatus.message
 _KIND_PREFIX: dict[AnalysisKind, str] = {
     "Step": "step",
     "Background": "background",
@@ -162,7 +163,6 @@ def _settled(run: AnalysisRunStatus, results: list[MetricResult], now: datetime)
     if is_completed(phase):
         decisive = next((result for result in results if result.phase == phase), results[0])
         update["finished_at"] = now
-        update["message"] = f"metric {decisive.name}: {phase}" + (
-            f" ({decisive.message})" if decisive.message else ""
-        )
+        detail = f" ({decisive.message})" if decisive.message else ""
+        update["message"] = f"metric {decisive.name}: {phase}{detail}"[:MESSAGE_LIMIT]
     return run.model_copy(update=update)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modelramp.operator.api import ModelDeployment, ModelDeploymentSpec, ModelDeploymentStatus, ObjectMeta
-from modelramp.operator.api.status import Measurement
+from modelramp.operator.api.status import Measurement, Verdict
 from modelramp.operator.rollout import reconcile
 from modelramp.operator.rollout.model import (
     EngineConfig,
@@ -26,6 +26,7 @@ from modelramp.operator.rollout.model import (
 )
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
+PROMETHEUS = {"prometheus": {"address": "http://prometheus:9090"}}
 CONFIG = EngineConfig(serving_image="ghcr.io/modelramp/server:test")
 REVISION_LABEL = "modelramp.dev/revision"
 
@@ -235,3 +236,16 @@ def model_deployment(
         "metadata": {"name": "md", "namespace": "default", "uid": "uid-1", "generation": 1},
         "spec": spec,
     }
+
+
+def measurements(
+    world: World, verdict: Verdict, kind: str | None = None, value: float = 0.01
+) -> list[Measurement]:
+    """What the glue would measure now: one measurement per metric of each running analysis run
+    (of `kind`, when given), all with `verdict`."""
+    return [
+        Measurement(metric=metric["name"], analysis=run["name"], value=value, verdict=verdict, time=world.now)
+        for run in world.status.get("analysisRuns", [])
+        if run["phase"] == "Running" and kind in (None, run["kind"])
+        for metric in run["metrics"]
+    ]

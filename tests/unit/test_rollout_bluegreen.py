@@ -6,11 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from support.rollout_world import World, httproute, model_deployment
+from support.rollout_world import PROMETHEUS, World, httproute, measurements, model_deployment
 
-from modelramp.operator.api.status import Measurement, Verdict
-
-PROMETHEUS = {"prometheus": {"address": "http://prometheus:9090"}}
 ERROR_RATE = {"name": "error-rate", "builtin": "error-rate", "threshold": 0.05, "interval": "30s", "count": 1}
 TRACK = "modelramp.dev/track"
 
@@ -23,11 +20,6 @@ def blue_green(routing: dict[str, Any] | None = None, **options: Any) -> World:
     world.tick()
     world.set_spec("model.uri", "models:/iris/2")
     return world
-
-
-def measure(world: World, kind: str, verdict: Verdict) -> list[Measurement]:
-    run = next(run for run in world.status["analysisRuns"] if run["kind"] == kind)
-    return [Measurement(metric="error-rate", analysis=run["name"], value=0.01, verdict=verdict, time=world.now)]
 
 
 def test_preview_takes_no_traffic_until_promoted_then_old_side_is_kept_for_the_delay() -> None:
@@ -71,7 +63,7 @@ def test_failed_pre_promotion_analysis_aborts_without_ever_switching() -> None:
     world = blue_green(prePromotionAnalysis={})
     world.tick()
     assert world.status["phase"] == "Progressing"
-    world.tick(measurements=measure(world, "PrePromotion", "Failed"))
+    world.tick(measurements=measurements(world, "Failed", "PrePromotion"))
     assert world.status["phase"] == "RolledBack"
     assert world.replicas() == {"stable": 4, "canary": 0}
     assert not any(event.reason == "Switched" for event in world.events)
@@ -80,7 +72,7 @@ def test_failed_pre_promotion_analysis_aborts_without_ever_switching() -> None:
 def test_successful_pre_promotion_analysis_switches() -> None:
     world = blue_green(prePromotionAnalysis={}, scaleDownDelaySeconds=0)
     world.tick()
-    world.tick(measurements=measure(world, "PrePromotion", "Successful"))
+    world.tick(measurements=measurements(world, "Successful", "PrePromotion"))
     assert world.status["phase"] == "Healthy"
     assert world.status["stableModel"]["uri"] == "models:/iris/2"
 
@@ -89,7 +81,7 @@ def test_failed_post_promotion_analysis_switches_straight_back() -> None:
     world = blue_green(postPromotionAnalysis={}, scaleDownDelaySeconds=600)
     world.tick()
     assert world.apex_selector()[TRACK] == "canary"
-    world.tick(measurements=measure(world, "PostPromotion", "Failed"))
+    world.tick(measurements=measurements(world, "Failed", "PostPromotion"))
     assert world.status["phase"] == "RolledBack"
     assert world.apex_selector()[TRACK] == "stable"
     assert world.replicas() == {"stable": 4, "canary": 0}
@@ -100,7 +92,7 @@ def test_inconclusive_post_promotion_analysis_pauses_and_never_promotes() -> Non
     world = blue_green(postPromotionAnalysis={}, scaleDownDelaySeconds=0)
     world.tick()
     for _ in range(3):
-        world.tick(seconds=600, measurements=measure(world, "PostPromotion", "Inconclusive"))
+        world.tick(seconds=600, measurements=measurements(world, "Inconclusive", "PostPromotion"))
     assert world.status["phase"] == "Paused"
     assert world.status["stableModel"]["uri"] == "models:/iris/1"
 

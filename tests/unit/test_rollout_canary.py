@@ -7,11 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from support.rollout_world import World, httproute, model_deployment
+from support.rollout_world import PROMETHEUS, World, httproute, measurements, model_deployment
 
-from modelramp.operator.api.status import Measurement, Verdict
+from modelramp.operator.api.status import Verdict
 
-PROMETHEUS = {"prometheus": {"address": "http://prometheus:9090"}}
 ERROR_RATE = {"name": "error-rate", "builtin": "error-rate", "threshold": 0.05, "interval": "30s", "count": 2}
 
 
@@ -37,14 +36,6 @@ def reasons(world: World) -> list[str]:
 
 def run_named(world: World, kind: str) -> dict[str, Any]:
     return next(run for run in world.status["analysisRuns"] if run["kind"] == kind)
-
-
-def measure(world: World, kind: str, verdict: Verdict, value: float = 0.01) -> list[Measurement]:
-    run = run_named(world, kind)
-    return [
-        Measurement(metric=metric["name"], analysis=run["name"], value=value, verdict=verdict, time=world.now)
-        for metric in run["metrics"]
-    ]
 
 
 def test_first_apply_is_stable_at_full_size_and_healthy_once_ready() -> None:
@@ -165,9 +156,9 @@ def analysed(*steps: dict[str, Any], on_failure: str = "Rollback") -> World:
 def test_successful_analysis_moves_on() -> None:
     world = analysed({"setWeight": 25}, {"analysis": {}}, {"setWeight": 50}, {"pause": {}})
     assert run_named(world, "Step")["phase"] == "Running"
-    world.tick(seconds=30, measurements=measure(world, "Step", "Successful"))
+    world.tick(seconds=30, measurements=measurements(world, "Successful", "Step"))
     assert world.status["currentStepIndex"] == 1
-    world.tick(seconds=30, measurements=measure(world, "Step", "Successful"))
+    world.tick(seconds=30, measurements=measurements(world, "Successful", "Step"))
     assert run_named(world, "Step")["phase"] == "Successful"
     assert world.status["message"] == "waiting for promote at step 4/4"
     assert len(world.status["measurements"]) == 2
@@ -175,7 +166,7 @@ def test_successful_analysis_moves_on() -> None:
 
 def test_failed_analysis_rolls_back() -> None:
     world = analysed({"setWeight": 50}, {"analysis": {}})
-    world.tick(measurements=measure(world, "Step", "Failed", value=0.3))
+    world.tick(measurements=measurements(world, "Failed", "Step", value=0.3))
     assert world.status["phase"] == "RolledBack"
     assert world.status["abort"] is True
     assert world.status["canaryWeight"] == 0
@@ -188,7 +179,7 @@ def test_failed_analysis_rolls_back() -> None:
 
 def test_failed_analysis_pauses_when_asked_to() -> None:
     world = analysed({"setWeight": 50}, {"analysis": {}}, on_failure="Pause")
-    world.tick(measurements=measure(world, "Step", "Failed", value=0.3))
+    world.tick(measurements=measurements(world, "Failed", "Step", value=0.3))
     assert world.status["phase"] == "Paused"
     assert world.status["pauseConditions"][0]["reason"] == "FailedAnalysis"
     assert world.status["canaryWeight"] == 50
@@ -201,7 +192,7 @@ def test_failed_analysis_pauses_when_asked_to() -> None:
 def test_inconclusive_or_errored_analysis_pauses_never_promotes(verdict: Verdict) -> None:
     world = analysed({"setWeight": 50}, {"analysis": {}})
     for _ in range(6):
-        world.tick(seconds=30, measurements=measure(world, "Step", verdict))
+        world.tick(seconds=30, measurements=measurements(world, verdict, "Step"))
     assert world.status["phase"] == "Paused"
     assert world.status["pauseConditions"][0]["reason"] == "InconclusiveAnalysis"
     assert world.status["canaryRevision"] != world.status["stableRevision"]
@@ -215,14 +206,14 @@ def test_background_analysis_failure_rolls_back() -> None:
     world = rolled_out(World(spec))
     world.tick()
     assert run_named(world, "Background")["phase"] == "Running"
-    world.tick(measurements=measure(world, "Background", "Failed", value=0.2))
+    world.tick(measurements=measurements(world, "Failed", "Background", value=0.2))
     assert world.status["phase"] == "RolledBack"
 
 
 def test_new_revision_mid_rollout_restarts_and_never_inherits_analysis() -> None:
     world = analysed({"setWeight": 25}, {"analysis": {}}, {"pause": {}})
     old_run = run_named(world, "Step")
-    stale = measure(world, "Step", "Successful")
+    stale = measurements(world, "Successful", "Step")
     world.set_spec("model.uri", "models:/iris/3")
     # A measurement taken for the old revision's run arrives after the change.
     world.tick(measurements=stale + stale)
@@ -284,7 +275,7 @@ def test_abort_then_retry_restarts_from_the_first_step() -> None:
 
 def test_promote_after_a_rollback_continues_past_the_failed_step() -> None:
     world = analysed({"setWeight": 50}, {"analysis": {}}, {"pause": {}})
-    world.tick(measurements=measure(world, "Step", "Failed", value=0.3))
+    world.tick(measurements=measurements(world, "Failed", "Step", value=0.3))
     assert world.status["phase"] == "RolledBack"
     world.patch_status(promote=True)
     world.tick()
@@ -404,15 +395,23 @@ def test_requeue_follows_the_analysis_schedule() -> None:
     world = analysed({"setWeight": 25}, {"analysis": {}}, {"pause": {}})
     # analysed() ticked once more after the run started: its first measurement is overdue.
     assert world.outputs[-1].requeue_after == 0
-    out = world.tick(seconds=0, measurements=measure(world, "Step", "Successful"))
+    out = world.tick(seconds=0, measurements=measurements(world, "Successful", "Step"))
     assert out.requeue_after == 30  # the metric's interval
 
 
 def test_measurements_are_counted_once_even_when_replayed() -> None:
     world = analysed({"setWeight": 25}, {"analysis": {}}, {"pause": {}})
-    taken = measure(world, "Step", "Successful")
+    taken = measurements(world, "Successful", "Step")
     world.tick(seconds=0, measurements=taken)
     world.tick(seconds=0, measurements=taken)  # the glue re-sends after a restart
     metric = run_named(world, "Step")["metrics"][0]
     assert (metric["count"], metric["successful"]) == (1, 1)
     assert len(world.status["measurements"]) == 1
+
+
+def test_a_long_failure_message_still_fits_the_status_schema() -> None:
+    world = analysed({"setWeight": 50}, {"analysis": {}})
+    failed = [m.model_copy(update={"message": "x" * 4096}) for m in measurements(world, "Failed", "Step")]
+    world.tick(measurements=failed)
+    assert world.status["phase"] == "RolledBack"
+    assert len(run_named(world, "Step")["message"]) == 4096

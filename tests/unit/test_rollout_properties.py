@@ -16,9 +16,9 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.rollout_world import Pods, World, httproute, model_deployment
+from support.rollout_world import PROMETHEUS, Pods, World, httproute, measurements, model_deployment
 
-from modelramp.operator.api.status import Measurement, ModelDeploymentStatus, Verdict
+from modelramp.operator.api.status import ModelDeploymentStatus
 from modelramp.operator.rollout import reconcile
 from modelramp.operator.rollout.model import ReconcileOutput
 from modelramp.operator.rollout.replicas import published_ratio_weight
@@ -27,7 +27,6 @@ from modelramp.operator.routers.replica_ratio import canary_replicas
 
 # `make test-rollout-thorough` raises it; the default keeps the unit suite quick.
 EXAMPLES = int(os.environ.get("MODELRAMP_PROPERTY_EXAMPLES", "40"))
-PROMETHEUS = {"prometheus": {"address": "http://prometheus:9090"}}
 METRIC = {"name": "error-rate", "builtin": "error-rate", "threshold": 0.05, "interval": "30s", "count": 2}
 ROUTINGS: dict[str, dict[str, Any] | None] = {
     "ratio": None,
@@ -175,15 +174,6 @@ class Invariants:
             assert key["weight"] >= previous["weight"], (previous, key)
 
 
-def measurements_for(world: World, verdict: Verdict) -> list[Measurement]:
-    return [
-        Measurement(metric=metric["name"], analysis=run["name"], value=0.01, verdict=verdict, time=world.now)
-        for run in world.status.get("analysisRuns", [])
-        if run["phase"] == "Running"
-        for metric in run["metrics"]
-    ]
-
-
 def act(world: World, action: str, revision_counter: list[int]) -> None:
     if action == "time":
         world.now += timedelta(seconds=37)
@@ -193,7 +183,7 @@ def act(world: World, action: str, revision_counter: list[int]) -> None:
         world.kubelet()
         world.pods = {track: Pods(p.revision, p.ready // 2, p.updated) for track, p in world.pods.items()}
     elif action.startswith("measure-"):
-        world.reconcile(measurements_for(world, action.removeprefix("measure-")))  # type: ignore[arg-type]
+        world.reconcile(measurements(world, action.removeprefix("measure-")))  # type: ignore[arg-type]
         return
     elif action == "promote":
         world.patch_status(promote=True)

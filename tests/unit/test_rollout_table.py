@@ -12,8 +12,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from support.rollout_world import World, model_deployment
-from test_rollout_properties import METRIC, PROMETHEUS, Invariants, measurements_for
+from support.rollout_world import PROMETHEUS, World, measurements, model_deployment
+from test_rollout_properties import METRIC, Invariants
 
 ANALYSIS = {**PROMETHEUS, "metrics": [METRIC]}
 
@@ -70,7 +70,7 @@ def analysing() -> World:
 
 def inconclusive() -> World:
     world = analysing()
-    world.tick(measurements=measurements_for(world, "Inconclusive"))
+    world.tick(measurements=measurements(world, "Inconclusive"))
     return world
 
 
@@ -90,7 +90,7 @@ def promoting() -> World:
 
 def rolled_back() -> World:
     world = analysing()
-    world.tick(measurements=measurements_for(world, "Failed"))
+    world.tick(measurements=measurements(world, "Failed"))
     return world
 
 
@@ -162,7 +162,7 @@ def apply_event(world: World, event: str) -> None:
         world.set_spec("model.uri", world.status["stableTemplate"]["model"]["uri"])
     elif event in ("measure-ok", "measure-failed"):
         verdict = "Successful" if event == "measure-ok" else "Failed"
-        world.reconcile(measurements_for(world, verdict))  # type: ignore[arg-type]
+        world.reconcile(measurements(world, verdict))  # type: ignore[arg-type]
         return
     world.reconcile()
 

@@ -1,0 +1,166 @@
+"""End to end with real models: the operator decides from what real PyTorch model servers did.
+
+kwok pods run no containers, so the models run beside the cluster: one `modelramp serve` process
+per track and ModelDeployment, loading real TorchScript models (tests/support/models.py), scraped
+by a real Prometheus with the labels the pods would carry (namespace, modeldeployment, track). A
+load generator stands in for the gateway's data plane: it splits requests by the canary weight the
+operator published in status (tests/support/traffic.py). The verdicts come from the operator's
+built-in metrics alone.
+
+Scenarios (issue 6): a good canary, whose predictions match stable's, is promoted through every
+step; a buggy canary (500s on a third of inputs) is rolled back on error-rate; a 3x slower one on
+latency-p95; a retrained one with shifted predictions on prediction-drift.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.models import Variant, save_model
+from support.operator import ModelDeployments, OperatorProcess, Recorder, canary_md, healthy, with_model
+from support.prometheus import INSTALL_HINT, PrometheusServer, Target, prometheus_binary
+from support.serving import ServingProcess
+from support.traffic import WeightedTraffic
+
+pytestmark = [pytest.mark.cluster, pytest.mark.prometheus, pytest.mark.e2e, pytest.mark.timeout(900)]
+
+CANARIES: dict[str, Variant] = {"good": "good", "buggy": "buggy", "slow": "slow", "drifted": "drifted"}
+EXPECTED_FAILING_METRIC = {"buggy": "errors", "slow": "latency", "drifted": "drift"}
+INTERVAL = "10s"
+# Two measurements of 30+ canary requests each per analysis: at 25 requests/s and weight 50, a 10 s
+# window holds about 125.
+METRICS: list[dict[str, Any]] = [
+    {"name": "errors", "builtin": "error-rate", "threshold": 0.05, "minSamples": 30},
+    {"name": "latency", "builtin": "latency-p95", "maxRatioToStable": 2.0, "minSamples": 30},
+    {"name": "drift", "builtin": "prediction-drift", "threshold": 0.2, "minSamples": 30},
+]
+
+
+@dataclass
+class Harness:
+    models: dict[str, Path]
+    servers: dict[tuple[str, str], ServingProcess]
+    prometheus: PrometheusServer
+
+
+@pytest.fixture
+def harness(namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    if prometheus_binary() is None:
+        pytest.fail(INSTALL_HINT)
+    model_dir = tmp_path_factory.mktemp("models")
+    models = {name: save_model(variant, model_dir) for name, variant in CANARIES.items()}
+    stable_model = save_model("good", model_dir)
+    workdir = tmp_path_factory.mktemp("serving")
+    servers = {(name, "stable"): ServingProcess(stable_model, workdir) for name in CANARIES}
+    servers |= {(name, "canary"): ServingProcess(models[name], workdir) for name in CANARIES}
+    with contextlib.ExitStack() as stack:
+        for server in servers.values():
+            stack.enter_context(server)
+        targets = [
+            Target(
+                f"127.0.0.1:{server.port}", {"namespace": namespace, "modeldeployment": name, "track": track}
+            )
+            for (name, track), server in servers.items()
+        ]
+        prometheus = stack.enter_context(PrometheusServer(tmp_path_factory.mktemp("prometheus"), targets))
+        yield Harness(models, servers, prometheus)
+
+
+@pytest.fixture
+def operator_args(harness: Harness) -> list[str]:
+    return [f"--prometheus-url={harness.prometheus.url}"]
+
+
+def _md(name: str) -> dict[str, Any]:
+    analysis = {"metrics": METRICS}
+    steps = [{"setWeight": 50}, {"analysis": analysis}, {"setWeight": 80}, {"analysis": analysis}]
+    body = canary_md(steps, name=name, replicas=4)
+    body["spec"]["model"]["uri"] = f"file:///models/{name}-stable.pt"
+    body["spec"]["analysis"] = {"interval": INTERVAL, "count": 2}
+    return body
+
+
+def _weight_of(mds: ModelDeployments, name: str) -> int:
+    return int(mds.status(name).get("canaryWeight", 0))
+
+
+def test_real_models_are_promoted_or_rolled_back_on_the_metric_that_broke(
+    harness: Harness, operator: OperatorProcess, mds: ModelDeployments
+) -> None:
+    bodies = {name: _md(name) for name in CANARIES}
+    for body in bodies.values():
+        mds.apply(body)
+    for name in CANARIES:
+        healthy(mds, name, uri=bodies[name]["spec"]["model"]["uri"])
+
+    traffic = {
+        name: WeightedTraffic(
+            harness.servers[name, "stable"].url,
+            harness.servers[name, "canary"].url,
+            weight=lambda name=name: _weight_of(mds, name),  # type: ignore[misc]
+            rate=25,
+            max_seconds=600,
+        )
+        for name in CANARIES
+    }
+    recorders = {name: Recorder(mds.kube, mds.namespace, name) for name in CANARIES}
+    zero_weight_seen: dict[str, float] = {}
+    with contextlib.ExitStack() as stack:
+        for name in CANARIES:
+            stack.enter_context(recorders[name])
+            traffic[name].start()
+            stack.callback(traffic[name].stop)
+        for name in CANARIES:
+            mds.apply(with_model(bodies[name], f"file://{harness.models[name]}"))
+
+        deadline = time.monotonic() + 600
+        pending = set(CANARIES)
+        while pending and time.monotonic() < deadline:
+            for name in sorted(pending):
+                status = mds.status(name)
+                if status.get("phase") in {"RolledBack", "Failed"} or (
+                    status.get("phase") == "Healthy"
+                    and not status.get("canaryRevision")
+                    and (status.get("stableModel") or {}).get("uri") == f"file://{harness.models[name]}"
+                ):
+                    zero_weight_seen[name] = time.time()
+                    pending.discard(name)
+            time.sleep(0.5)
+        assert not pending, {name: mds.status(name) for name in pending}
+
+    promoted = mds.status("good")
+    assert promoted["phase"] == "Healthy", promoted
+    assert recorders["good"].status_weights == [0, 50, 80, 100, 0] or recorders["good"].status_weights[
+        :3
+    ] == [
+        0,
+        50,
+        80,
+    ], recorders["good"].status_weights
+    good_runs = promoted["analysisRuns"]
+    assert [run["phase"] for run in good_runs] == ["Successful", "Successful"], good_runs
+    assert traffic["good"].sent["canary", 200] > 0
+
+    rollback_delays = {}
+    for name, metric in EXPECTED_FAILING_METRIC.items():
+        status = mds.status(name)
+        assert status["phase"] == "RolledBack", (name, status)
+        assert status["canaryWeight"] == 0
+        failed = [m for m in status["measurements"] if m["verdict"] == "Failed"]
+        assert failed, (name, status["measurements"])
+        assert {m["metric"] for m in failed} == {metric}, (name, failed)
+        first = failed[0]
+        assert first["value"] is not None and first["threshold"] is not None
+        degraded = {c["type"]: c for c in status["conditions"]}["Degraded"]
+        assert degraded["status"] == "True" and metric in degraded["message"], degraded
+        rollback_delays[name] = zero_weight_seen[name] - datetime.fromisoformat(first["time"]).timestamp()
+    # The canary that worked received real traffic; the broken ones lost it all at once.
+    assert traffic["buggy"].sent["canary", 500] > 0
+    print(f"time from first failing measurement to all traffic on stable (s): {rollback_delays}")
