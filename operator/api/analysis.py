@@ -121,7 +121,12 @@ class Metric(ApiModel):
         default=None, description="Time between measurements; defaults to spec.analysis.interval."
     )
     initial_delay: Duration | None = Field(
-        default=None, description="Wait this long after the analysis starts before the first measurement."
+        default=None,
+        description=(
+            "Wait this long after the analysis starts before the first measurement. Defaults to one "
+            "interval for builtin metrics (their window must first fill with canary traffic) and to 0 "
+            "for query metrics."
+        ),
     )
     min_samples: int | None = Field(
         default=None,
@@ -270,10 +275,16 @@ def analysis_metrics(analysis: AnalysisSpec, defaults: AnalysisDefaults | None) 
 def effective_metric(metric: Metric, defaults: AnalysisDefaults | None) -> EffectiveMetric:
     """`metric` with the limits and timings it leaves unset taken from spec.analysis."""
     base = defaults or AnalysisDefaults()
+    interval = parse_duration(metric.interval or base.interval)
+    if metric.initial_delay is not None:
+        initial_delay = parse_duration(metric.initial_delay)
+    else:
+        # A builtin measured at once would judge a window the canary's traffic has barely reached.
+        initial_delay = interval if metric.builtin is not None else 0.0
     return EffectiveMetric(
         metric=metric,
-        interval_seconds=parse_duration(metric.interval or base.interval),
-        initial_delay_seconds=parse_duration(metric.initial_delay) if metric.initial_delay else 0.0,
+        interval_seconds=interval,
+        initial_delay_seconds=initial_delay,
         count=metric.count if metric.count is not None else base.count,
         failure_limit=metric.failure_limit if metric.failure_limit is not None else base.failure_limit,
         inconclusive_limit=(

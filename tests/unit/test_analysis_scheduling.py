@@ -28,9 +28,18 @@ def measured(name: str, *verdicts: tuple[Verdict, float]) -> MetricResult:
 
 
 def test_first_measurement_after_initial_delay() -> None:
-    fast, slow = metric("fast", interval="30s"), metric("slow", initialDelay="20s")
+    fast, slow = metric("fast", interval="30s", initialDelay="0s"), metric("slow", initialDelay="20s")
     assert due_metrics([fast, slow], [], T0, T0) == [fast]
     assert due_metrics([fast, slow], [], T0, T0 + timedelta(seconds=20)) == [fast, slow]
+
+
+def test_a_builtin_waits_one_interval_for_its_window_to_fill_a_query_does_not() -> None:
+    builtin = metric("builtin", interval="30s")
+    query = effective_metric(
+        Metric.model_validate({"name": "query", "query": "vector(1)", "successCondition": "result > 0"}), None
+    )
+    assert due_metrics([builtin, query], [], T0, T0) == [query]
+    assert due_metrics([builtin, query], [], T0, T0 + timedelta(seconds=30)) == [builtin, query]
 
 
 def test_next_measurement_one_interval_after_the_last() -> None:

@@ -393,8 +393,8 @@ def test_unsupported_router_is_refused_with_the_field_named() -> None:
 
 def test_requeue_follows_the_analysis_schedule() -> None:
     world = analysed({"setWeight": 25}, {"analysis": {}}, {"pause": {}})
-    # analysed() ticked once more after the run started: its first measurement is overdue.
-    assert world.outputs[-1].requeue_after == 0
+    # A builtin metric's first measurement waits one interval, for its window to fill with traffic.
+    assert world.outputs[-1].requeue_after == 30
     out = world.tick(seconds=0, measurements=measurements(world, "Successful", "Step"))
     assert out.requeue_after == 30  # the metric's interval
 
