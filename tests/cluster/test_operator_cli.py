@@ -100,8 +100,12 @@ def test_unknown_name_is_a_clear_error(mds: ModelDeployments) -> None:
 
 def test_kubectl_plugin_runs_the_cli(kube: Kube, mds: ModelDeployments) -> None:
     mds.apply(_md())
-    # kubectl finds plugins named kubectl-<name> on PATH.
-    env = {**os.environ, "PATH": f"{REPO / 'hack'}:{os.environ['PATH']}", "KUBECONFIG": str(kube.kubeconfig)}
+    # kubectl finds plugins named kubectl-<name> on PATH; the package installs `kubectl-modelramp`.
+    env = {
+        **os.environ,
+        "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}",
+        "KUBECONFIG": str(kube.kubeconfig),
+    }
     result = subprocess.run(
         [str(kube.kubectl_path), "modelramp", "abort", "web", "-n", mds.namespace],
         check=False,

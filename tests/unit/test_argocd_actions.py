@@ -60,15 +60,16 @@ OFFERED = [
     (model_deployment("Progressing", paused=True), {"resume", "abort", "promote", "promote-full"}),
     (
         model_deployment("Paused", pauseConditions=STEP_PAUSE),
-        {"pause", "resume", "abort", "promote", "promote-full"},
+        {"pause", "abort", "promote", "promote-full"},
     ),
     (model_deployment("Progressing", promoteFull=True), {"pause", "abort", "promote"}),
     (model_deployment("Promoting"), {"pause", "abort"}),
     (model_deployment("Healthy"), {"pause"}),
     (model_deployment("Healthy", paused=True), {"resume"}),
-    (model_deployment("Progressing", abort=True), {"pause", "retry", "promote-full"}),
-    (model_deployment("RolledBack"), {"pause", "retry", "promote-full"}),
-    (model_deployment("Failed"), {"pause", "retry", "promote-full"}),
+    # After an abort or rollback, promote continues past the step that stopped it (argo-rollouts#841).
+    (model_deployment("Progressing", abort=True), {"pause", "retry", "promote", "promote-full"}),
+    (model_deployment("RolledBack"), {"pause", "retry", "promote", "promote-full"}),
+    (model_deployment("Failed"), {"pause", "retry", "promote", "promote-full"}),
     (model_deployment("Degraded"), {"pause"}),
 ]
 
@@ -85,16 +86,10 @@ def test_pause_sets_spec_paused_only() -> None:
     assert after["spec"]["paused"] is True
 
 
-def test_resume_of_a_manual_pause_removes_spec_paused() -> None:
+def test_resume_clears_spec_paused() -> None:
     after, changed = act("resume", model_deployment("Progressing", paused=True))
     assert changed == {"/spec/paused"}
-    assert "paused" not in after["spec"]
-
-
-def test_resume_of_a_pause_step_clears_the_pause_conditions() -> None:
-    after, changed = act("resume", model_deployment("Paused", pauseConditions=STEP_PAUSE))
-    assert changed == {"/status/pauseConditions"}
-    assert "pauseConditions" not in after["status"]
+    assert after["spec"]["paused"] is False
 
 
 def test_abort_sets_status_abort() -> None:
@@ -106,28 +101,30 @@ def test_abort_sets_status_abort() -> None:
 def test_retry_clears_the_abort() -> None:
     before = model_deployment("RolledBack", abort=True, abortedAt="2026-01-01T00:00:00Z")
     after, changed = act("retry", before)
-    assert changed == {"/status/abort", "/status/abortedAt"}
+    # abortedAt stays: with abort cleared, it is what tells the operator to retry.
+    assert changed == {"/status/abort"}
     assert after["status"]["abort"] is False
 
 
-def test_promote_at_a_pause_ends_the_pause_only() -> None:
-    before = model_deployment("Paused", pauseConditions=STEP_PAUSE, currentStepIndex=2)
+@pytest.mark.parametrize(
+    "before",
+    [
+        model_deployment("Paused", pauseConditions=STEP_PAUSE, currentStepIndex=2),
+        model_deployment("Progressing", currentStepIndex=1),
+    ],
+)
+def test_promote_asks_the_operator_through_status_promote(before: dict[str, Any]) -> None:
+    # The operator ends the pause or step and clears the request; the action never moves the step
+    # itself (a timed pause's start time and the analysis runs are the operator's).
     after, changed = act("promote", before)
-    assert changed == {"/status/pauseConditions"}
-    assert after["status"]["currentStepIndex"] == 2
+    assert changed == {"/status/promote"}
+    assert after["status"]["promote"] is True
 
 
-def test_promote_while_progressing_skips_the_current_step() -> None:
-    after, changed = act("promote", model_deployment("Progressing", currentStepIndex=1))
-    assert changed == {"/status/currentStepIndex"}
-    assert after["status"]["currentStepIndex"] == 2
-
-
-def test_promote_full_overrides_an_abort() -> None:
+def test_promote_full_sets_promote_full_only() -> None:
     after, changed = act("promote-full", model_deployment("RolledBack", abort=True))
-    assert changed == {"/status/promoteFull", "/status/abort"}
+    assert changed == {"/status/promoteFull"}
     assert after["status"]["promoteFull"] is True
-    assert after["status"]["abort"] is False
 
 
 @pytest.mark.parametrize("action", sorted(ACTIONS))
