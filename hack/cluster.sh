@@ -2,6 +2,8 @@
 # The local test cluster: a real kube-apiserver, kube-controller-manager, kube-scheduler and etcd,
 # with kwok faking the nodes, started by kwokctl from binaries built by hack/build-bins.sh.
 #   hack/cluster.sh up     idempotent; writes .cache/kubeconfig
+# MODELRAMP_CLUSTER names the cluster (default modelramp); MODELRAMP_KUBECONFIG moves its kubeconfig
+# (default .cache/kubeconfig), so a second cluster never overwrites the first one's.
 #   hack/cluster.sh down   stops and deletes the cluster
 #   hack/cluster.sh env    prints the binary folders (NAME=DIR), building them if needed
 set -euo pipefail
@@ -10,7 +12,7 @@ name=${MODELRAMP_CLUSTER:-modelramp}
 gateway_api_version=v1.4.0
 # Cluster state lives beside the checkout so two clones never share (or delete) one cluster.
 export KWOK_WORKDIR="$root/.cache/kwok"
-kubeconfig="$root/.cache/kubeconfig"
+kubeconfig=${MODELRAMP_KUBECONFIG:-$root/.cache/kubeconfig}
 
 bins() {
   local line
@@ -37,7 +39,7 @@ gateway_api_crds() {
 
 up() {
   bins
-  mkdir -p "$root/.cache"
+  mkdir -p "$root/.cache" "$(dirname "$kubeconfig")"
   if healthy; then
     echo "cluster $name already up"
   elif "$KWOK_BIN/kwokctl" get clusters 2>/dev/null | grep -qx "$name"; then

@@ -99,7 +99,7 @@ def advance(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
     if background is not None:
         return background
     if pause_reasons(status) & ANALYSIS_PAUSES:
-        return None
+        return _retry_errored_step_analysis(tick, status, index)
     if index >= len(tick.steps):
         return lifecycle.begin_promotion(tick, status)
     target = step_weight(tick.steps, index)
@@ -166,7 +166,7 @@ def _publish(tick: Tick, status: ModelDeploymentStatus, target: int, index: int)
     return None
 
 
-def _complete(tick: Tick, status: ModelDeploymentStatus, index: int) -> Transition:
+def _complete(tick: Tick, status: ModelDeploymentStatus, index: int, *lifted: PauseReason) -> Transition:
     step = describe_step(tick.steps[index])
     return changed(
         status,
@@ -174,7 +174,7 @@ def _complete(tick: Tick, status: ModelDeploymentStatus, index: int) -> Transiti
         current_step_index=index + 1,
         step_start_time=tick.now,
         last_progress_time=tick.now,
-        pause_conditions=lifecycle.without_pause(status, "CanaryPauseStep"),
+        pause_conditions=lifecycle.without_pause(status, "CanaryPauseStep", *lifted),
     )
 
 
@@ -212,6 +212,35 @@ def _analysis_step(tick: Tick, status: ModelDeploymentStatus, index: int) -> Tra
     if run.phase in ("Running", "Pending"):
         return None
     return lifecycle.act_on_verdict(tick, status, run)
+
+
+def _retry_errored_step_analysis(tick: Tick, status: ModelDeploymentStatus, index: int) -> Transition | None:
+    """A step analysis paused because its measurements failed is measured again, while the
+    rollout stays paused; once a retry succeeds the rollout carries on by itself. An outage of the
+    metrics system says nothing about the model: it neither promotes nor needs a human to undo."""
+    if index >= len(tick.steps) or tick.steps[index].analysis is None:
+        return None
+    run = analyses.current_run(tick, status, "Step", index)
+    if run is None:
+        return None
+    if (
+        run.phase == "Successful"
+        and run.started_at is not None
+        and any(
+            condition.reason == "InconclusiveAnalysis" and condition.start_time <= run.started_at
+            for condition in status.pause_conditions
+        )
+    ):
+        return _complete(tick, status, index, "InconclusiveAnalysis")
+    metrics = analyses.metrics_for_run(tick, run)
+    retry_at = runs.retry_time(run, metrics)
+    if retry_at is None or tick.now < retry_at:
+        return None
+    return changed(
+        status,
+        normal("AnalysisRetried", f"analysis {run.name} ended in Error ({run.message}); measuring again"),
+        analysis_runs=runs.upsert(status.analysis_runs, runs.restart(run, metrics, tick.now)),
+    )
 
 
 def _background(tick: Tick, status: ModelDeploymentStatus, index: int) -> Transition | None:

@@ -209,6 +209,7 @@ def _requeue_after(tick: Tick, status: ModelDeploymentStatus) -> float | None:
     due = [(at - tick.now).total_seconds() for at in times if at is not None and at > tick.now]
     # A measurement already due (a run started this tick) is taken on the next tick, at once.
     wakeups = [runs.wakeup(run, analyses.metrics_for_run(tick, run)) for run in status.analysis_runs]
+    wakeups += [runs.retry_time(run, analyses.metrics_for_run(tick, run)) for run in status.analysis_runs]
     due += [max(0.0, (at - tick.now).total_seconds()) for at in wakeups if at is not None]
     if uses_gateway(tick) and live_weight(tick, status) != (status.last_set_weight or 0):
         due.append(ROUTE_POLL_SECONDS)

@@ -10,7 +10,7 @@ the name) is ignored too.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from modelramp.operator.analysis.phases import is_completed, metric_phase, record, run_phase
 from modelramp.operator.analysis.scheduling import next_wakeup
@@ -111,6 +111,22 @@ def terminate(run: AnalysisRunStatus, metrics: Sequence[EffectiveMetric], now: d
         for metric, result in _paired(run, metrics)
     ]
     return _settled(run, results, now)
+
+
+def retry_time(run: AnalysisRunStatus, metrics: Sequence[EffectiveMetric]) -> datetime | None:
+    """When a run that ended in Error because its measurements failed (Prometheus unreachable,
+    queries timing out) is measured again: one interval of its fastest metric after it ended.
+    None for any other run: a verdict on the model, or nothing to measure with, is not retried."""
+    if run.phase != "Error" or run.finished_at is None or not metrics or run.message in (NO_PROVIDER, None):
+        return None
+    if not any(result.error for result in run.metrics):
+        return None
+    return run.finished_at + timedelta(seconds=min(metric.interval_seconds for metric in metrics))
+
+
+def restart(run: AnalysisRunStatus, metrics: Sequence[EffectiveMetric], now: datetime) -> AnalysisRunStatus:
+    """A fresh run in place of `run`: same name, counters from zero, measurements from now on."""
+    return start_run(run.kind, run.revision, run.step_index, metrics, now=now, provider=True)
 
 
 def wakeup(run: AnalysisRunStatus, metrics: Sequence[EffectiveMetric]) -> datetime | None:

@@ -34,12 +34,14 @@ pytestmark = [pytest.mark.cluster, pytest.mark.prometheus, pytest.mark.e2e, pyte
 CANARIES: dict[str, Variant] = {"good": "good", "buggy": "buggy", "slow": "slow", "drifted": "drifted"}
 EXPECTED_FAILING_METRIC = {"buggy": "errors", "slow": "latency", "drifted": "drift"}
 INTERVAL = "10s"
-# Two measurements of 30+ canary requests each per analysis: at 25 requests/s and weight 50, a 10 s
-# window holds about 125.
+# Two measurements per analysis of 30+ canary requests each: at 30 requests/s and weight 25, a 10 s
+# window holds about 75. PSI over ten buckets carries a sampling bias of about
+# (buckets - 1) * (1/n_canary + 1/n_stable), ~0.2 at these counts, so the drift threshold sits above
+# it; the retrained model's shift is an order of magnitude larger.
 METRICS: list[dict[str, Any]] = [
     {"name": "errors", "builtin": "error-rate", "threshold": 0.05, "minSamples": 30},
     {"name": "latency", "builtin": "latency-p95", "maxRatioToStable": 2.0, "minSamples": 30},
-    {"name": "drift", "builtin": "prediction-drift", "threshold": 0.2, "minSamples": 30},
+    {"name": "drift", "builtin": "prediction-drift", "threshold": 0.5, "minSamples": 30},
 ]
 
 
@@ -80,11 +82,20 @@ def operator_args(harness: Harness) -> list[str]:
 
 def _md(name: str) -> dict[str, Any]:
     analysis = {"metrics": METRICS}
-    steps = [{"setWeight": 50}, {"analysis": analysis}, {"setWeight": 80}, {"analysis": analysis}]
+    # 4 pods: weights 25 and 50 are exact under the replica-ratio router, and stable keeps traffic.
+    steps = [{"setWeight": 25}, {"analysis": analysis}, {"setWeight": 50}, {"analysis": analysis}]
     body = canary_md(steps, name=name, replicas=4)
     body["spec"]["model"]["uri"] = f"file:///models/{name}-stable.pt"
     body["spec"]["analysis"] = {"interval": INTERVAL, "count": 2}
     return body
+
+
+def _summary(status: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The measurements, short enough to read in a failure message."""
+    return [
+        (m["metric"], m["verdict"], m.get("value"), m.get("stableValue"), (m.get("message") or "")[:160])
+        for m in status.get("measurements", [])
+    ]
 
 
 def _weight_of(mds: ModelDeployments, name: str) -> int:
@@ -105,7 +116,7 @@ def test_real_models_are_promoted_or_rolled_back_on_the_metric_that_broke(
             harness.servers[name, "stable"].url,
             harness.servers[name, "canary"].url,
             weight=lambda name=name: _weight_of(mds, name),  # type: ignore[misc]
-            rate=25,
+            rate=30,
             max_seconds=600,
         )
         for name in CANARIES
@@ -136,7 +147,7 @@ def test_real_models_are_promoted_or_rolled_back_on_the_metric_that_broke(
         assert not pending, {name: mds.status(name) for name in pending}
 
     promoted = mds.status("good")
-    assert promoted["phase"] == "Healthy", promoted
+    assert promoted["phase"] == "Healthy", (promoted.get("message"), _summary(promoted))
     assert recorders["good"].status_weights == [0, 50, 80, 100, 0] or recorders["good"].status_weights[
         :3
     ] == [
@@ -151,11 +162,11 @@ def test_real_models_are_promoted_or_rolled_back_on_the_metric_that_broke(
     rollback_delays = {}
     for name, metric in EXPECTED_FAILING_METRIC.items():
         status = mds.status(name)
-        assert status["phase"] == "RolledBack", (name, status)
+        assert status["phase"] == "RolledBack", (name, status.get("message"), _summary(status))
         assert status["canaryWeight"] == 0
         failed = [m for m in status["measurements"] if m["verdict"] == "Failed"]
         assert failed, (name, status["measurements"])
-        assert {m["metric"] for m in failed} == {metric}, (name, failed)
+        assert {m["metric"] for m in failed} == {metric}, (name, _summary(status))
         first = failed[0]
         assert first["value"] is not None and first["threshold"] is not None
         degraded = {c["type"]: c for c in status["conditions"]}["Degraded"]

@@ -32,17 +32,19 @@ def helm(*args: str) -> str:
     return result.stdout
 
 
-def render(values: dict[str, Any] | None = None, *extra: str) -> list[dict[str, Any]]:
+def render(
+    values: dict[str, Any] | None = None, *extra: str, release: str = RELEASE, namespace: str = NAMESPACE
+) -> list[dict[str, Any]]:
     """The objects `helm template` produces for `values` (CRDs excluded unless asked for)."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as values_file:
         yaml.safe_dump(values or {}, values_file)
         values_file.flush()
         out = helm(
             "template",
-            RELEASE,
+            release,
             str(CHART),
             "--namespace",
-            NAMESPACE,
+            namespace,
             "--kube-version",
             KUBE_VERSION,
             "--values",

@@ -7,6 +7,7 @@ operator do.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,8 +46,27 @@ class Kube:
         return result
 
 
-def start_cluster() -> Kube:
-    subprocess.run([str(REPO / "hack" / "cluster.sh"), "up"], check=True)
+def connect(kubeconfig: Path) -> Kube:
+    """kubectl and the Python client, both acting as whoever `kubeconfig` names."""
     kubectl = cluster_binaries()["k8s"] / "kubectl"
-    api_client = kubernetes.config.new_client_from_config(config_file=str(KUBECONFIG))
-    return Kube(kubeconfig=KUBECONFIG, kubectl_path=kubectl, api_client=api_client)
+    api_client = kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
+    return Kube(kubeconfig=kubeconfig, kubectl_path=kubectl, api_client=api_client)
+
+
+def _cluster_sh(command: str, name: str | None, kubeconfig: Path) -> None:
+    env = dict(os.environ)
+    if name is not None:
+        env |= {"MODELRAMP_CLUSTER": name, "MODELRAMP_KUBECONFIG": str(kubeconfig)}
+    subprocess.run([str(REPO / "hack" / "cluster.sh"), command], check=True, env=env)
+
+
+def start_cluster(name: str | None = None, kubeconfig: Path = KUBECONFIG) -> Kube:
+    """The shared local cluster; with `name`, a separate cluster of that name whose kubeconfig goes
+    to `kubeconfig` (for a test that must not share the cluster, e.g. a cluster-wide operator)."""
+    _cluster_sh("up", name, kubeconfig)
+    return connect(kubeconfig)
+
+
+def delete_cluster(name: str, kubeconfig: Path) -> None:
+    """Deletes a separate cluster made by `start_cluster(name, kubeconfig)`."""
+    _cluster_sh("down", name, kubeconfig)

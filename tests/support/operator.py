@@ -31,6 +31,7 @@ from support.cluster import REPO, Kube
 from support.prometheus import free_port
 
 CRD = REPO / "crds" / "modelramp.dev_modeldeployments.yaml"
+PEERING_CRDS = REPO / "charts" / "modelramp" / "charts" / "kopf-peering" / "crds" / "kopf.dev_peerings.yaml"
 GROUP, VERSION, PLURAL = "modelramp.dev", "v1alpha1", "modeldeployments"
 MODELRAMP = REPO / ".venv" / "bin" / "modelramp"
 T = TypeVar("T")
@@ -41,6 +42,13 @@ def install_crd(kube: Kube) -> None:
     kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
     name = yaml.safe_load(CRD.read_text())["metadata"]["name"]
     kube.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+
+
+def install_peering_crds(kube: Kube) -> None:
+    """kopf's KopfPeering and ClusterKopfPeering CRDs, as the chart ships them."""
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PEERING_CRDS))
+    for name in ("kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"):
+        kube.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.1) -> T:

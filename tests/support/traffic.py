@@ -2,8 +2,10 @@
 
 kwok pods run no containers, so the gateway's data plane is stood in for here: the load generator
 reads `status.canaryWeight` of the ModelDeployment (what the operator published to the router)
-and sends that share of its requests to the canary's model server, the rest to stable's. Loops are
-bounded in count and time and stop by themselves; every address is loopback.
+and sends that share of its requests to the canary's model server, the rest to stable's. Each
+track has its own sender, paced at its share of `rate`, so a slow canary never starves stable of
+traffic (a gateway doesn't serialise its backends either). Loops are bounded in count and time and
+stop by themselves; every address is loopback.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ import numpy as np
 
 from support.models import FEATURES
 
+TRACKS = ("stable", "canary")
+
 
 @dataclass
 class WeightedTraffic:
-    """Sends OIP v2 requests at `rate` per second until stopped, `max_seconds` or `max_requests`."""
+    """Sends OIP v2 requests at `rate` per second in all until stopped, `max_seconds` or
+    `max_requests` (per track)."""
 
     stable_url: str
     canary_url: str
@@ -32,30 +37,40 @@ class WeightedTraffic:
     max_seconds: float = 600.0
     max_requests: int = 100_000
     sent: Counter[tuple[str, int]] = field(default_factory=Counter)
+    _weight: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="weighted-traffic", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._read_weight, daemon=True)]
+        self._threads += [threading.Thread(target=self._send, args=(track,), daemon=True) for track in TRACKS]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=15)
 
-    def _run(self) -> None:
-        rng = np.random.default_rng(11)
+    def _read_weight(self) -> None:
         deadline = time.monotonic() + self.max_seconds
-        canary_sent = total = 0
-        weight, weight_read_at = 0, 0.0
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            self._weight = self.weight()
+            self._stop.wait(0.5)
+
+    def _send(self, track: str) -> None:
+        url = self.canary_url if track == "canary" else self.stable_url
+        rng = np.random.default_rng(11 if track == "stable" else 12)
+        deadline = time.monotonic() + self.max_seconds
+        sent = 0
         with httpx.Client(timeout=10) as client:
-            while not self._stop.is_set() and time.monotonic() < deadline and total < self.max_requests:
-                if time.monotonic() - weight_read_at > 0.5:
-                    weight, weight_read_at = self.weight(), time.monotonic()
-                # Smooth deterministic split: the canary's share never drifts from the weight.
-                to_canary = canary_sent * 100 < weight * (total + 1)
-                url = self.canary_url if to_canary else self.stable_url
+            while not self._stop.is_set() and time.monotonic() < deadline and sent < self.max_requests:
+                share = self._weight if track == "canary" else 100 - self._weight
+                if share <= 0:
+                    self._stop.wait(0.2)
+                    continue
+                started = time.monotonic()
                 rows = rng.standard_normal((1, FEATURES)).astype(np.float32)
                 body = {
                     "inputs": [
@@ -71,7 +86,9 @@ class WeightedTraffic:
                     code = client.post(f"{url}/v2/models/{self.model_name}/infer", json=body).status_code
                 except httpx.HTTPError:
                     code = 0
-                self.sent["canary" if to_canary else "stable", code] += 1
-                canary_sent += to_canary
-                total += 1
-                self._stop.wait(1 / self.rate)
+                with self._lock:
+                    self.sent[track, code] += 1
+                sent += 1
+                pause = 100 / (self.rate * share) - (time.monotonic() - started)
+                if pause > 0:
+                    self._stop.wait(pause)

@@ -391,6 +391,41 @@ def test_unsupported_router_is_refused_with_the_field_named() -> None:
     assert world.status["message"].startswith("spec.trafficRouting.istio: not supported")
 
 
+def test_an_analysis_that_errored_is_measured_again_and_the_rollout_carries_on_by_itself() -> None:
+    world = analysed({"setWeight": 25}, {"analysis": {}}, {"pause": {}})
+    # Prometheus is down: consecutiveErrorLimit 4 lets the fifth error in a row end the run.
+    for _ in range(5):
+        world.tick(seconds=10, measurements=measurements(world, "Error", "Step"))
+    assert run_named(world, "Step")["phase"] == "Error"
+    assert world.status["phase"] == "Paused"
+    assert world.status["canaryWeight"] == 25
+    errored_at = world.now
+    out = world.tick(seconds=0)
+    assert out.requeue_after is not None and 0 < out.requeue_after <= 30  # the retry, one interval on
+    world.tick(seconds=30)
+    world.tick(seconds=0)
+    retried = run_named(world, "Step")
+    assert retried["phase"] == "Running" and retried["metrics"][0]["error"] == 0
+    assert retried["startedAt"] > errored_at.isoformat()
+    assert world.status["phase"] == "Paused"  # still paused until the retry decides
+    # Prometheus is back.
+    world.tick(seconds=30, measurements=measurements(world, "Successful", "Step"))
+    world.tick(seconds=30, measurements=measurements(world, "Successful", "Step"))
+    assert run_named(world, "Step")["phase"] == "Successful"
+    assert world.status["currentStepIndex"] == 2
+    assert [c["reason"] for c in world.status["pauseConditions"]] == ["CanaryPauseStep"]
+
+
+def test_an_inconclusive_analysis_is_not_retried_it_waits_for_a_human() -> None:
+    world = analysed({"setWeight": 25}, {"analysis": {}}, {"pause": {}})
+    world.tick(seconds=30, measurements=measurements(world, "Inconclusive", "Step"))
+    assert world.status["phase"] == "Paused"
+    for _ in range(5):
+        world.tick(seconds=60)
+    assert run_named(world, "Step")["phase"] == "Inconclusive"
+    assert world.status["currentStepIndex"] == 1
+
+
 def test_requeue_follows_the_analysis_schedule() -> None:
     world = analysed({"setWeight": 25}, {"analysis": {}}, {"pause": {}})
     # A builtin metric's first measurement waits one interval, for its window to fill with traffic.
