@@ -17,6 +17,7 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from modelramp.operator.api.types import DNS_LABEL_PATTERN, HTTP_URL_PATTERN
+from modelramp.operator.registry.follow import POLL_INTERVAL_SECONDS
 from modelramp.operator.rollout.model import EngineConfig
 
 DEFAULT_SERVING_IMAGE: Final = "ghcr.io/modelramp/serving:0.1.0"
@@ -33,6 +34,8 @@ _SOURCES: Final = {
     "prometheus_url": ("--prometheus-url", "MODELRAMP_PROMETHEUS_URL"),
     "workers": ("--workers", "MODELRAMP_WORKERS"),
     "resync_seconds": ("--resync-seconds", "MODELRAMP_RESYNC_SECONDS"),
+    "mlflow_tracking_uri": ("--mlflow-tracking-uri", "MODELRAMP_MLFLOW_TRACKING_URI"),
+    "registry_poll_seconds": ("--registry-poll-seconds", "MODELRAMP_REGISTRY_POLL_SECONDS"),
 }
 
 
@@ -70,6 +73,14 @@ class OperatorConfig(BaseModel):
     workers: int = Field(default=4, ge=1, le=64, description="ModelDeployments reconciled at once")
     resync_seconds: float = Field(
         default=300.0, gt=0, description="longest time between two looks at an unchanged ModelDeployment"
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        pattern=HTTP_URL_PATTERN,
+        description="MLflow tracking server for models:/ URIs whose spec.model.registry is unset",
+    )
+    registry_poll_seconds: float = Field(
+        default=POLL_INTERVAL_SECONDS, gt=0, description="how often a followed registry alias is checked"
     )
 
     @field_validator("namespaces")
@@ -117,6 +128,15 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--prometheus-url", metavar="URL", help="Prometheus for analyses that name none")
     cli.add_argument("--workers", metavar="N", help="ModelDeployments reconciled at once (default 4)")
     cli.add_argument("--resync-seconds", metavar="S", help="re-examine unchanged objects this often (300)")
+    cli.add_argument(
+        "--mlflow-tracking-uri",
+        metavar="URL",
+        help="MLflow tracking server for models:/ URIs without spec.model.registry (credentials: the "
+        "operator's MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)",
+    )
+    cli.add_argument(
+        "--registry-poll-seconds", metavar="S", help="check a followed registry alias this often (60)"
+    )
     return cli
 
 

@@ -45,8 +45,10 @@ from modelramp.operator.cache import Json, Key, ObjectCache
 from modelramp.operator.config import OperatorConfig
 from modelramp.operator.kube import Conflict, Kube, KubeError, merge_patch
 from modelramp.operator.metrics import OperatorMetrics
+from modelramp.operator.registry.gate import RegistryGate
 from modelramp.operator.rollout import reconcile
 from modelramp.operator.rollout.model import (
+    EventRecord,
     Observed,
     ObservedDeployment,
     ReconcileInput,
@@ -90,6 +92,7 @@ class Controller:
         self._wakers: dict[Key, asyncio.Event] = {}
         self._slots = asyncio.Semaphore(config.workers)
         self._providers: dict[tuple[str, int], PrometheusMetricProvider] = {}
+        self.registry = RegistryGate(config, self._read_secret)
 
     # --- watch events (on the event loop) --------------------------------------------------------
 
@@ -98,6 +101,7 @@ class Controller:
         if event_type == "DELETED":
             self.cache.drop_model_deployment(key)
             self.metrics.forget(key)
+            self.registry.forget(key)
         else:
             self.cache.put_model_deployment(body)
         self._wake(key)
@@ -156,13 +160,20 @@ class Controller:
         except ValidationError as error:
             return self._reject(body, error)
         now = self._clock()
+        admission = self.registry.admit(key, md, now)
         observed = self._observe(key, md)
-        measurements = self._measure(md, now)
-        out = reconcile(
-            ReconcileInput(
-                md=md, observed=observed, measurements=measurements, now=now, config=self.engine_config
+        if admission.blocked is not None:
+            out, measurements = admission.blocked, []
+        else:
+            measurements = self._measure(md, now)
+            view = ReconcileInput(
+                md=admission.view,
+                observed=observed,
+                measurements=measurements,
+                now=now,
+                config=self.engine_config,
             )
-        )
+            out = admission.finish(reconcile(view))
         try:
             changed = self._apply(key, out, observed)
             wrote = self._write_status(body, md.status, out.status)
@@ -170,7 +181,7 @@ class Controller:
             # Someone changed the route or the ModelDeployment meanwhile: decide again on what is there.
             return Outcome("conflict", CONFLICT_RETRY_SECONDS)
         if wrote:
-            self._post_events(body, out)
+            self._post_events(body, out.events + self.registry.write_back(md, out.status, now))
             for measurement in measurements:
                 self.telemetry.count_measurement(measurement)
         self.metrics.observe(key, out.status.phase, out.status.canary_weight)
@@ -291,8 +302,12 @@ class Controller:
         self.cache.put_model_deployment(written)
         return True
 
-    def _post_events(self, body: Json, out: ReconcileOutput) -> None:
-        for event in out.events:
+    def _read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        secret = self.kube.get("v1", "Secret", namespace, name)
+        return None if secret is None else secret.get("data") or {}
+
+    def _post_events(self, body: Json, events: list[EventRecord]) -> None:
+        for event in events:
             try:
                 self.kube.create_event(body, event.type, event.reason, event.message)
             except KubeError as error:

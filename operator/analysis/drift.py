@@ -4,7 +4,11 @@ Both statistics work on bucket counts (the increase of each cumulative `le` buck
 window), which is all Prometheus keeps of the predictions:
 - Population Stability Index, sum((c - s) * ln(c / s)) over the bucket shares. The usual reading:
   below 0.1 no shift, 0.1-0.25 moderate, above 0.25 a real shift. Empty buckets would make it
-  infinite, so every share is floored at `PSI_SHARE_FLOOR` first.
+  infinite, so the shares are smoothed: half an observation is added to every bucket of both
+  tracks (Jeffreys' prior). A floor on the shares instead (a common shortcut) turns every bucket
+  that a small window happens to leave empty into a large term: identical models scored PSI 0.57
+  on 74 canary predictions. Even smoothed, PSI on n_c and n_s predictions over k buckets carries a
+  sampling bias of about (k - 1) * (1/n_c + 1/n_s): set thresholds and minSamples with it in mind.
 - Kolmogorov-Smirnov statistic, the largest gap between the two cumulative distributions at the
   bucket bounds (0 = same, 1 = disjoint); coarse buckets can only under-estimate it.
 """
@@ -18,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict
 
-PSI_SHARE_FLOOR = 1e-4
+PSI_SMOOTHING = 0.5  # observations added to every bucket before shares are taken
 
 
 class DriftError(ValueError):
@@ -52,7 +56,7 @@ def bucket_counts(cumulative: Mapping[float, float]) -> tuple[tuple[float, ...],
 
 
 def population_stability_index(stable: NDArray[np.float64], canary: NDArray[np.float64]) -> float:
-    stable_share, canary_share = _floored_shares(stable), _floored_shares(canary)
+    stable_share, canary_share = _smoothed_shares(stable), _smoothed_shares(canary)
     return float(np.sum((canary_share - stable_share) * np.log(canary_share / stable_share)))
 
 
@@ -85,10 +89,8 @@ def _shares(counts: NDArray[np.float64]) -> NDArray[np.float64]:
     return shares
 
 
-def _floored_shares(counts: NDArray[np.float64]) -> NDArray[np.float64]:
-    floored = np.maximum(_shares(counts), PSI_SHARE_FLOOR)
-    shares: NDArray[np.float64] = floored / floored.sum()
-    return shares
+def _smoothed_shares(counts: NDArray[np.float64]) -> NDArray[np.float64]:
+    return _shares(counts + PSI_SMOOTHING)
 
 
 def _bounds(bounds: tuple[float, ...]) -> str:

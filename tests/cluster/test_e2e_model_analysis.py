@@ -53,15 +53,20 @@ class Harness:
 
 
 @pytest.fixture
-def harness(namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+def harness(
+    request: pytest.FixtureRequest, namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Harness]:
+    """Stable and canary model servers for each ModelDeployment in `request.param` (default: all
+    of CANARIES), and a Prometheus scraping them."""
     if prometheus_binary() is None:
         pytest.fail(INSTALL_HINT)
+    names: list[str] = getattr(request, "param", list(CANARIES))
     model_dir = tmp_path_factory.mktemp("models")
-    models = {name: save_model(variant, model_dir) for name, variant in CANARIES.items()}
+    models = {name: save_model(CANARIES[name], model_dir) for name in names}
     stable_model = save_model("good", model_dir)
     workdir = tmp_path_factory.mktemp("serving")
-    servers = {(name, "stable"): ServingProcess(stable_model, workdir) for name in CANARIES}
-    servers |= {(name, "canary"): ServingProcess(models[name], workdir) for name in CANARIES}
+    servers = {(name, "stable"): ServingProcess(stable_model, workdir) for name in names}
+    servers |= {(name, "canary"): ServingProcess(models[name], workdir) for name in names}
     with contextlib.ExitStack() as stack:
         for server in servers.values():
             stack.enter_context(server)
@@ -80,14 +85,33 @@ def operator_args(harness: Harness) -> list[str]:
     return [f"--prometheus-url={harness.prometheus.url}"]
 
 
-def _md(name: str) -> dict[str, Any]:
+def _md(name: str, first_count: int = 2, **analysis_defaults: Any) -> dict[str, Any]:
     analysis = {"metrics": METRICS}
     # 4 pods: weights 25 and 50 are exact under the replica-ratio router, and stable keeps traffic.
-    steps = [{"setWeight": 25}, {"analysis": analysis}, {"setWeight": 50}, {"analysis": analysis}]
+    steps = [
+        {"setWeight": 25},
+        {"analysis": {"metrics": [{**metric, "count": first_count} for metric in METRICS]}},
+        {"setWeight": 50},
+        {"analysis": analysis},
+    ]
     body = canary_md(steps, name=name, replicas=4)
     body["spec"]["model"]["uri"] = f"file:///models/{name}-stable.pt"
-    body["spec"]["analysis"] = {"interval": INTERVAL, "count": 2}
+    body["spec"]["analysis"] = {"interval": INTERVAL, "count": 2, **analysis_defaults}
     return body
+
+
+def _traffic(harness: Harness, mds: ModelDeployments, name: str) -> WeightedTraffic:
+    return WeightedTraffic(
+        harness.servers[name, "stable"].url,
+        harness.servers[name, "canary"].url,
+        weight=lambda: _weight_of(mds, name),
+        rate=30,
+        max_seconds=600,
+    )
+
+
+def _run(status: dict[str, Any], step: int) -> dict[str, Any] | None:
+    return next((r for r in status.get("analysisRuns", []) if r.get("stepIndex") == step), None)
 
 
 def _summary(status: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -111,16 +135,7 @@ def test_real_models_are_promoted_or_rolled_back_on_the_metric_that_broke(
     for name in CANARIES:
         healthy(mds, name, uri=bodies[name]["spec"]["model"]["uri"])
 
-    traffic = {
-        name: WeightedTraffic(
-            harness.servers[name, "stable"].url,
-            harness.servers[name, "canary"].url,
-            weight=lambda name=name: _weight_of(mds, name),  # type: ignore[misc]
-            rate=30,
-            max_seconds=600,
-        )
-        for name in CANARIES
-    }
+    traffic = {name: _traffic(harness, mds, name) for name in CANARIES}
     recorders = {name: Recorder(mds.kube, mds.namespace, name) for name in CANARIES}
     zero_weight_seen: dict[str, float] = {}
     with contextlib.ExitStack() as stack:
@@ -175,3 +190,65 @@ def test_real_models_are_promoted_or_rolled_back_on_the_metric_that_broke(
     # The canary that worked received real traffic; the broken ones lost it all at once.
     assert traffic["buggy"].sent["canary", 500] > 0
     print(f"time from first failing measurement to all traffic on stable (s): {rollback_delays}")
+
+
+@pytest.mark.parametrize("harness", [["good"]], indirect=True)
+def test_an_operator_kill_and_a_prometheus_outage_mid_analysis_lose_and_double_count_nothing(
+    harness: Harness, operator: OperatorProcess, mds: ModelDeployments
+) -> None:
+    # Errors past consecutiveErrorLimit 1 (two in a row) pause the rollout quickly.
+    body = _md("good", first_count=3, consecutiveErrorLimit=1)
+    mds.apply(body)
+    healthy(mds, "good", uri=body["spec"]["model"]["uri"])
+    traffic = _traffic(harness, mds, "good")
+    traffic.start()
+    try:
+        mds.apply(with_model(body, f"file://{harness.models['good']}"))
+
+        # SIGKILL once the first analysis has measured, then start a new operator.
+        mds.wait_status(
+            "good",
+            "a measurement of step 1",
+            lambda s: bool((_run(s, 1) or {}).get("metrics", [{}])[0].get("count")),
+            timeout=120,
+        )
+        operator.kill()
+        operator.start()
+        first = mds.wait_status(
+            "good",
+            "step 1's analysis decided",
+            lambda s: (_run(s, 1) or {}).get("phase") == "Successful",
+            timeout=120,
+        )
+        for metric in _run(first, 1)["metrics"]:
+            assert (metric["count"], metric["successful"]) == (3, 3), metric
+        taken = [m for m in first["measurements"] if m["analysis"] == _run(first, 1)["name"]]
+        assert len(taken) == 3 * len(METRICS) == len({(m["metric"], m["time"]) for m in taken}), _summary(
+            first
+        )
+
+        # Prometheus goes away during the second analysis: paused on errors, never promoted.
+        mds.wait_status(
+            "good",
+            "step 3's analysis running",
+            lambda s: (_run(s, 3) or {}).get("phase") == "Running",
+            timeout=60,
+        )
+        harness.prometheus.stop()
+        paused = mds.wait_status(
+            "good",
+            "paused on measurement errors",
+            lambda s: s.get("phase") == "Paused" and (_run(s, 3) or {}).get("phase") == "Error",
+            timeout=120,
+        )
+        assert paused["canaryWeight"] == 50 and "Error" in paused["message"], paused["message"]
+        assert not [m for m in paused["measurements"] if m["verdict"] == "Failed"], _summary(paused)
+        harness.prometheus.start()
+        done = healthy(mds, "good", uri=f"file://{harness.models['good']}")
+    finally:
+        traffic.stop()
+    retried = _run(done, 3)
+    assert retried is not None and retried["phase"] == "Successful", retried
+    assert all(metric["error"] == 0 and metric["successful"] == 2 for metric in retried["metrics"]), retried
+    reasons = [event.reason for event in mds.events("good")]
+    assert "AnalysisRetried" in reasons and "AnalysisError" in reasons, reasons

@@ -39,10 +39,24 @@ def test_shifted_distribution_has_large_psi_and_ks() -> None:
 def test_psi_matches_its_formula_on_hand_counts() -> None:
     stable = {0.5: 50.0, 1.0: 100.0, math.inf: 100.0}
     canary = {0.5: 20.0, 1.0: 100.0, math.inf: 100.0}
-    # Shares: stable (0.5, 0.5, 0), canary (0.2, 0.8, 0); empty buckets floored equally on both sides.
-    expected = (0.2 - 0.5) * math.log(0.2 / 0.5) + (0.8 - 0.5) * math.log(0.8 / 0.5)
-    assert compare(stable, canary).psi == pytest.approx(expected, rel=1e-3)
+    # Counts: stable (50, 50, 0), canary (20, 80, 0), each bucket smoothed by half an observation.
+    stable_share = np.array([50.5, 50.5, 0.5]) / 101.5
+    canary_share = np.array([20.5, 80.5, 0.5]) / 101.5
+    expected = float(np.sum((canary_share - stable_share) * np.log(canary_share / stable_share)))
+    assert compare(stable, canary).psi == pytest.approx(expected, rel=1e-9)
     assert compare(stable, canary).ks == pytest.approx(0.3)
+
+
+def test_identical_models_on_a_small_window_stay_far_below_a_real_shift() -> None:
+    # The e2e window: ~75 canary and ~220 stable predictions of the same model. Empty buckets must
+    # not read as drift.
+    rng = np.random.default_rng(3)
+    same = [
+        compare(cumulative(rng.beta(2, 3, 220)), cumulative(rng.beta(2, 3, 75))).psi for _ in range(200)
+    ]
+    shifted = compare(cumulative(rng.beta(2, 3, 220)), cumulative(rng.beta(6, 1.5, 75))).psi
+    assert np.mean(same) < 0.2 and np.quantile(same, 0.99) < 0.5
+    assert shifted > 1.0
 
 
 def test_extrapolation_dips_never_give_negative_counts() -> None:

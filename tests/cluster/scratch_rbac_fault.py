@@ -1,0 +1,230 @@
+"""RBAC proof: the operator, holding nothing but the chart's ServiceAccount token, drives a full
+canary rollout through a Gateway API HTTPRoute to promotion and then releases a deleted
+ModelDeployment. A missing permission fails the rollout or leaves a 403 in the operator's log; an
+extra one shows up in what the API server says the ServiceAccount may do.
+
+The chart's RBAC objects come from `helm template` and are applied as they are; the token comes
+from the TokenRequest API (`kubectl create token`), as a pod's projected token would. Both modes
+run: cluster-wide, and namespaced-only watching one namespace while the release lives in another.
+They run in a cluster of their own, because a cluster-wide operator on the shared cluster would act
+on every other test's ModelDeployments.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from support.chart import render
+from support.cluster import Kube, connect, delete_cluster, start_cluster
+from support.operator import (
+    V2,
+    ModelDeployments,
+    OperatorProcess,
+    at_step,
+    canary_md,
+    healthy,
+    http_route,
+    install_crd,
+    install_peering_crds,
+    route_weights,
+    wait_for,
+    with_model,
+)
+
+pytestmark = pytest.mark.cluster
+
+# The chart's objects that make up the operator's identity and rights, plus the peering object
+# kopf waits for; the test applies exactly these.
+IDENTITY_KINDS = {
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "ClusterKopfPeering",
+    "KopfPeering",
+}
+# One row of `kubectl auth can-i --list`: (resource, non-resource URLs, resource names) -> verbs.
+Rows = dict[tuple[str, str, str], frozenset[str]]
+DENIED = re.compile(r"\b403\b|Forbidden")
+
+
+@pytest.fixture(scope="module")
+def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
+    """A cluster for this module alone, deleted afterwards; `kube` is admin on it."""
+    name = f"rbac-{uuid.uuid4().hex[:8]}"
+    kubeconfig = tmp_path_factory.mktemp(name) / "kubeconfig"
+    try:
+        kube = start_cluster(name, kubeconfig)
+        install_crd(kube)
+        install_peering_crds(kube)
+        yield kube
+    finally:
+        delete_cluster(name, kubeconfig)
+
+
+@dataclass(frozen=True)
+class Release:
+    """The chart's identity objects applied for one mode: release `name` in `home`, the
+    operator's ModelDeployments in `workspace`."""
+
+    name: str
+    home: str
+    workspace: str
+    objects: list[dict[str, Any]]
+
+    @property
+    def account(self) -> dict[str, Any]:
+        [account] = [o for o in self.objects if o["kind"] == "ServiceAccount"]
+        return account
+
+    @property
+    def user(self) -> str:
+        return f"system:serviceaccount:{self.home}:{self.account['metadata']['name']}"
+
+
+def apply_identity(kube: Kube, namespaced: bool) -> Release:
+    suffix = uuid.uuid4().hex[:6]
+    name, home, workspace = f"rbac-{suffix}", f"ops-{suffix}", f"ml-{suffix}"
+    for namespace in (home, workspace):
+        kube.kubectl("create", "namespace", namespace)
+    values: dict[str, Any] = {"peering": {"name": name}}
+    if namespaced:
+        values["watch"] = {"namespaces": [workspace]}
+    objects = [o for o in render(values, release=name, namespace=home) if o["kind"] in IDENTITY_KINDS]
+    import os
+    for o in objects:
+        for rule in o.get("rules", []):
+            if os.environ["FAULT"] == "missing" and "httproutes" in rule["resources"]:
+                rule["verbs"] = ["get", "list", "watch"]
+            if os.environ["FAULT"] == "extra" and "modeldeployments" in rule["resources"]:
+                rule["verbs"] = rule["verbs"] + ["delete"]
+    kube.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objects))
+    return Release(name, home, workspace, objects)
+
+
+def token_kubeconfig(kube: Kube, release: Release, path: Path) -> Kube:
+    """A kubeconfig for the same API server that authenticates with a token of the release's
+    ServiceAccount, and nothing else."""
+    account = release.account["metadata"]["name"]
+    token = kube.kubectl("create", "token", account, "-n", release.home, "--duration=1h").stdout.strip()
+    admin = yaml.safe_load(kube.kubeconfig.read_text())
+    [cluster] = admin["clusters"]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "cluster", "cluster": cluster["cluster"]}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": account, "context": {"cluster": "cluster", "user": account}}],
+        "current-context": account,
+    }
+    path.write_text(yaml.safe_dump(config))
+    return connect(path)
+
+
+def allowed(kube: Kube, user: str, namespace: str) -> Rows:
+    """What the API server says `user` may do in `namespace` (`kubectl auth can-i --list --as`)."""
+    out = kube.kubectl("auth", "can-i", "--list", f"--as={user}", "-n", namespace).stdout
+    header, *lines = out.splitlines()
+    # kubectl pads the columns to line up, so each title's position cuts every line.
+    starts = [header.index(title) for title in ("Resources", "Non-Resource URLs", "Resource Names", "Verbs")]
+    ends = [*starts[1:], None]
+    rows: Rows = {}
+    for line in lines:
+        resource, urls, names, verbs = (line[a:b].strip() for a, b in zip(starts, ends, strict=True))
+        key = (resource, urls, names)
+        rows[key] = rows.get(key, frozenset()) | frozenset(verbs.strip("[]").split())
+    return rows
+
+
+def granted(objects: list[dict[str, Any]], namespace: str) -> Rows:
+    """What the chart's bindings grant in `namespace`, written as `kubectl auth can-i --list` writes
+    it (`resource.group/subresource`)."""
+    roles = {(o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")): o for o in objects}
+    rows: Rows = {}
+    for binding in objects:
+        where = binding["metadata"].get("namespace")
+        if binding["kind"] == "ClusterRoleBinding" or (binding["kind"], where) == ("RoleBinding", namespace):
+            ref = binding["roleRef"]
+            role = roles[(ref["kind"], ref["name"], where if ref["kind"] == "Role" else None)]
+            for rule in role["rules"]:
+                names = f"[{' '.join(rule.get('resourceNames', []))}]"
+                for group in rule["apiGroups"]:
+                    for resource in rule["resources"]:
+                        plural, slash, sub = resource.partition("/")
+                        shown = f"{plural}.{group}" if group else plural
+                        key = (f"{shown}{slash}{sub}", "[]", names)
+                        rows[key] = rows.get(key, frozenset()) | frozenset(rule["verbs"])
+    return rows
+
+
+def beyond(rows: Rows, baseline: Rows) -> Rows:
+    """The rows of `rows` left after taking away what `baseline` already allows."""
+    extra = {key: verbs - baseline.get(key, frozenset()) for key, verbs in rows.items()}
+    return {key: verbs for key, verbs in extra.items() if verbs}
+
+
+def assert_allows_exactly_the_charts_rules(kube: Kube, release: Release) -> None:
+    # Every authenticated ServiceAccount may do some things (discovery, self-reviews); a
+    # ServiceAccount with no bindings in the same namespace shows what they are on this cluster.
+    nobody = f"system:serviceaccount:{release.home}:nobody-{uuid.uuid4().hex[:6]}"
+    for namespace in (release.workspace, release.home, "default"):
+        rights = beyond(allowed(kube, release.user, namespace), allowed(kube, nobody, namespace))
+        listed = granted(release.objects, namespace)
+        assert not beyond(rights, listed), f"{namespace}: allowed beyond the chart: {beyond(rights, listed)}"
+        assert not beyond(listed, rights), f"{namespace}: chart rules not in force: {beyond(listed, rights)}"
+
+
+def roll_out_and_delete(mds: ModelDeployments) -> None:
+    """A canary through an HTTPRoute (pause, manual promote, timed pause) to promotion; then the
+    ModelDeployment is deleted and the operator must release it."""
+    mds.apply(http_route("web-route"))
+    steps = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}, {"pause": {"duration": "1s"}}]
+    body = canary_md(steps, route="web-route")
+    mds.apply(body)
+    healthy(mds)
+    wait_for("route at 100/0", lambda: route_weights(mds.route("web-route"), "web") == (100, 0))
+    mds.apply(with_model(body, V2))
+    at_step(mds, 1, 20)
+    wait_for("route at 80/20", lambda: route_weights(mds.route("web-route"), "web") == (80, 20))
+    mds.cli("promote", "web")
+    healthy(mds, uri=V2)
+    wait_for("route back at 100/0", lambda: route_weights(mds.route("web-route"), "web") == (100, 0))
+    mds.delete_all()
+    wait_for(
+        "owned objects garbage-collected",
+        lambda: all(mds.deployment(n) is None for n in ("web-stable", "web-canary")),
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("namespaced", [False, True], ids=["cluster-wide", "namespaced"])
+def test_operator_rolls_out_with_only_the_charts_service_account(
+    own_cluster: Kube, namespaced: bool, tmp_path: Path
+) -> None:
+    release = apply_identity(own_cluster, namespaced)
+    assert_allows_exactly_the_charts_rules(own_cluster, release)
+
+    as_account = token_kubeconfig(own_cluster, release, tmp_path / "kubeconfig")
+    whoami = as_account.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout
+    assert whoami == release.user
+    watched = [release.workspace] if namespaced else []
+    operator = OperatorProcess(as_account, watched, tmp_path / "operator.log", [f"--peering={release.name}"])
+    mds = ModelDeployments(own_cluster, release.workspace)
+    try:
+        operator.start()
+        wait_for("the operator to act", lambda: "Resuming operations" in operator.log_tail(200), timeout=30)
+        roll_out_and_delete(mds)
+    finally:
+        operator.stop()
+        mds.strip_finalizers()
+        print(f"--- operator log ({operator.log_path}) ---\n{operator.log_tail(200)}")
+    denied = [line for line in operator.log_path.read_text().splitlines() if DENIED.search(line)]
+    assert not denied, "the API server refused the operator:\n" + "\n".join(denied)
