@@ -6,6 +6,8 @@
 # (default .cache/kubeconfig), so a second cluster never overwrites the first one's.
 #   hack/cluster.sh down   stops and deletes the cluster
 #   hack/cluster.sh env    prints the binary folders (NAME=DIR), building them if needed
+#   hack/cluster.sh audit  prints the API server's audit log (JSON lines; only for a cluster created
+#                          with KWOK_KUBE_AUDIT_POLICY set to an audit policy file)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 name=${MODELRAMP_CLUSTER:-modelramp}
@@ -77,9 +79,15 @@ env_() {
   printf 'K8S_BIN=%s\nETCD_BIN=%s\nKWOK_BIN=%s\n' "$K8S_BIN" "$ETCD_BIN" "$KWOK_BIN"
 }
 
+audit() {
+  bins
+  "$KWOK_BIN/kwokctl" logs audit --name "$name"
+}
+
 case "${1:-}" in
   up) up ;;
   down) down ;;
   env) env_ ;;
-  *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
+  audit) audit ;;
+  *) echo "usage: $0 up|down|env|audit" >&2; exit 2 ;;
 esac

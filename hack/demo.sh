@@ -12,3 +12,5 @@ kubectl get nodes -L nvidia.com/gpu.present
 say "API resources: Gateway API and modelramp"
 kubectl api-resources --api-group=gateway.networking.k8s.io
 kubectl api-resources --api-group=modelramp.dev
+export KUBECTL="$K8S_BIN/kubectl"
+"$root/.venv/bin/python" "$root/hack/demo.py"

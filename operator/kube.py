@@ -31,6 +31,7 @@ _PLURALS: Final = {
     "Service": "services",
     "HTTPRoute": "httproutes",
     "Event": "events",
+    "Secret": "secrets",  # read only: MLflow registry credentials
     KIND: PLURAL,
 }
 

@@ -7,11 +7,13 @@ operator do.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import kubernetes
 
@@ -53,18 +55,34 @@ def connect(kubeconfig: Path) -> Kube:
     return Kube(kubeconfig=kubeconfig, kubectl_path=kubectl, api_client=api_client)
 
 
-def _cluster_sh(command: str, name: str | None, kubeconfig: Path) -> None:
+def _cluster_sh(
+    command: str, name: str | None, kubeconfig: Path, audit_policy: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     if name is not None:
         env |= {"MODELRAMP_CLUSTER": name, "MODELRAMP_KUBECONFIG": str(kubeconfig)}
-    subprocess.run([str(REPO / "hack" / "cluster.sh"), command], check=True, env=env)
+    if audit_policy is not None:
+        env["KWOK_KUBE_AUDIT_POLICY"] = str(audit_policy)
+    capture = command == "audit"
+    return subprocess.run(
+        [str(REPO / "hack" / "cluster.sh"), command], check=True, env=env, capture_output=capture, text=True
+    )
 
 
-def start_cluster(name: str | None = None, kubeconfig: Path = KUBECONFIG) -> Kube:
+def start_cluster(
+    name: str | None = None, kubeconfig: Path = KUBECONFIG, audit_policy: Path | None = None
+) -> Kube:
     """The shared local cluster; with `name`, a separate cluster of that name whose kubeconfig goes
-    to `kubeconfig` (for a test that must not share the cluster, e.g. a cluster-wide operator)."""
-    _cluster_sh("up", name, kubeconfig)
+    to `kubeconfig` (for a test that must not share the cluster, e.g. a cluster-wide operator),
+    auditing API requests by `audit_policy` when given (read them with `audit_events`)."""
+    _cluster_sh("up", name, kubeconfig, audit_policy)
     return connect(kubeconfig)
+
+
+def audit_events(name: str, kubeconfig: Path) -> list[dict[str, Any]]:
+    """The audit events so far of a separate cluster started with an audit policy."""
+    out = _cluster_sh("audit", name, kubeconfig).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
 def delete_cluster(name: str, kubeconfig: Path) -> None:
