@@ -47,7 +47,7 @@ def say(text: str) -> None:
 def model_deployment(name: str, uri: str) -> dict[str, Any]:
     metrics = [
         {"name": "errors", "builtin": "error-rate", "threshold": 0.05, "minSamples": 30},
-        {"name": "latency", "builtin": "latency-p95", "maxRatioToStable": 2.0, "minSamples": 30},
+        {"name": "latency", "builtin": "latency-p95", "maxRatioToStable": 3.0, "minSamples": 30},
         {"name": "drift", "builtin": "prediction-drift", "threshold": 0.5, "minSamples": 30},
     ]
     return {

@@ -3,7 +3,8 @@
 Pure parts: `uri` (parsing), `credentials` (the Secret's keys), `resolver` (the interface and
 pin bookkeeping), `follow` (the follow-alias decision and retry schedule), `writeback` (what a
 rollout's outcome writes). The only I/O is `mlflow_registry.MlflowRegistry`, imported from its
-own module so the pure parts never load MLflow.
+own module so the pure parts never load MLflow; `gate.RegistryGate` is what the controller calls
+(also imported from its own module: it depends on the operator's config).
 """
 
 from modelramp.operator.registry.credentials import RegistryCredentials, credentials_from_secret

@@ -237,9 +237,14 @@ class RegistryGate:
         return Admission(view=view, model=model, moved=moved, next_poll_seconds=poll)
 
     def _registry(self, md: ModelDeployment) -> MlflowRegistry:
+        tracking_uri, credentials = self._server_of(md)
         # MLflow takes seconds to import; an operator whose URIs name no registry never needs it.
         from modelramp.operator.registry.mlflow_registry import MlflowRegistry  # noqa: PLC0415
 
+        return MlflowRegistry(tracking_uri, credentials)
+
+    def _server_of(self, md: ModelDeployment) -> tuple[str, RegistryCredentials | None]:
+        """The tracking server `md` uses, and the credentials to send it."""
         spec = md.spec.model.registry
         if spec is None:
             if self._default_tracking_uri is None:
@@ -247,15 +252,14 @@ class RegistryGate:
                     "spec.model.registry.trackingUri: not set, and the operator has no default tracking "
                     "server (--mlflow-tracking-uri or MODELRAMP_MLFLOW_TRACKING_URI)"
                 )
-            return MlflowRegistry(self._default_tracking_uri, self._operator_credentials())
-        credentials = None
-        if spec.secret_ref is not None:
-            name = spec.secret_ref.name
-            data = self._read_secret(md.metadata.namespace or "", name)
-            if data is None:
-                raise RegistryAuthError(f"spec.model.registry.secretRef: Secret {name!r} not found")
-            credentials = credentials_from_secret(name, data)
-        return MlflowRegistry(spec.tracking_uri, credentials)
+            return self._default_tracking_uri, self._operator_credentials()
+        if spec.secret_ref is None:
+            return spec.tracking_uri, None
+        name = spec.secret_ref.name
+        data = self._read_secret(md.metadata.namespace or "", name)
+        if data is None:
+            raise RegistryAuthError(f"spec.model.registry.secretRef: Secret {name!r} not found")
+        return spec.tracking_uri, credentials_from_secret(name, data)
 
     def _operator_credentials(self) -> RegistryCredentials | None:
         """The operator's own credentials for its default server, from MLflow's variables."""

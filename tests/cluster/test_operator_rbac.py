@@ -1,13 +1,18 @@
-"""RBAC proof: the operator, holding nothing but the chart's ServiceAccount token, drives a full
-canary rollout through a Gateway API HTTPRoute to promotion and then releases a deleted
-ModelDeployment. A missing permission fails the rollout or leaves a 403 in the operator's log; an
-extra one shows up in what the API server says the ServiceAccount may do.
+"""RBAC proof: the operator, holding nothing but a token of the chart's ServiceAccount, drives a
+full canary rollout through a Gateway API HTTPRoute to promotion, then releases a deleted
+ModelDeployment. A missing permission fails the rollout or leaves a 403 in the operator's log.
 
 The chart's RBAC objects come from `helm template` and are applied as they are; the token comes
-from the TokenRequest API (`kubectl create token`), as a pod's projected token would. Both modes
-run: cluster-wide, and namespaced-only watching one namespace while the release lives in another.
-They run in a cluster of their own, because a cluster-wide operator on the shared cluster would act
-on every other test's ModelDeployments.
+from the TokenRequest API (`kubectl create token`), as a pod's projected token would. Before the
+rollout the API server must grant the ServiceAccount exactly the rendered rules in the watched,
+the release and an unrelated namespace (`kubectl auth can-i --list`), beyond what any
+ServiceAccount may do: nothing else in the cluster may widen them. That the rendered rules are the
+documented list is pinned by tests/unit/test_chart_rbac.py; which granted verbs this rollout never
+used is printed from the API server's audit log for review.
+
+Both modes run: cluster-wide, and namespaced-only watching one namespace while the release lives
+in another. They run in a cluster of their own (about 8 s to start), because a cluster-wide
+operator on the shared cluster would act on every other test's ModelDeployments.
 """
 
 from __future__ import annotations
@@ -225,7 +230,12 @@ def roll_out_and_delete(mds: ModelDeployments) -> None:
     """A canary through an HTTPRoute (pause, manual promote, timed pause) to promotion; then the
     ModelDeployment is deleted and the operator must release it."""
     mds.apply(http_route("web-route"))
-    steps = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}, {"pause": {"duration": "1s"}}]
+    steps: list[dict[str, Any]] = [
+        {"setWeight": 20},
+        {"pause": {}},
+        {"setWeight": 60},
+        {"pause": {"duration": "1s"}},
+    ]
     body = canary_md(steps, route="web-route")
     mds.apply(body)
     healthy(mds)

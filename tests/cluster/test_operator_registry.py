@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.mlflow, pytest.mark.timeout(400)]
 MODEL = "fraud"
 CHAMPION = f"models:/{MODEL}@champion"
 PINNED = {version: f"models:/{MODEL}/{version}" for version in ("1", "2")}
-PAUSED_CANARY = [{"setWeight": 50}, {"pause": {}}]
+PAUSED_CANARY: list[dict[str, Any]] = [{"setWeight": 50}, {"pause": {}}]
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +149,7 @@ def test_alias_is_pinned_followed_to_a_new_version_and_the_promotion_written_bac
     assert tags["modelramp.dev/modeldeployment"] == f"{mds.namespace}/web"
     assert tags["team"] == "risk"
     assert "modelramp.dev/rollout" not in champion_v1.get_model_version(MODEL, "1").tags
+    assert server.admin_password not in operator.log_path.read_text(), "a credential reached the log"
 
 
 def test_an_alias_that_does_not_exist_is_degraded_naming_it(
@@ -199,3 +200,4 @@ def test_a_registry_that_is_down_holds_a_new_uri_until_it_is_back(
     )
     assert model_of(back, "stable")["uri"] == f"models:/{MODEL}@challenger"
     assert container_env(mds, "web-stable")["MODELRAMP_MODEL_URI"] == PINNED["2"]
+    assert server.admin_password not in operator.log_path.read_text(), "a credential reached the log"
