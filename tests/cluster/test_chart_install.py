@@ -33,12 +33,15 @@ def install(kube: Kube, release: str, namespace: str, *values: str) -> Iterator[
         helm("uninstall", release, "--namespace", namespace, "--wait", *config)
 
 
-def can(kube: Kube, account: str, verb: str, resource: str, namespace: str | None) -> bool:
-    """`resource` may name a subresource as `plural.group/status`."""
+def can(
+    kube: Kube, account: str, verb: str, resource: str, namespace: str | None, *, name: str | None = None
+) -> bool:
+    """`resource` may name a subresource as `plural.group/status`; `name` asks about one object."""
     resource, _, subresource = resource.partition("/")
     flags = ["--namespace", namespace] if namespace else []
     flags += ["--subresource", subresource] if subresource else []
-    result = kube.kubectl("auth", "can-i", verb, resource, "--as", account, *flags, check=False)
+    target = f"{resource}/{name}" if name else resource
+    result = kube.kubectl("auth", "can-i", verb, target, "--as", account, *flags, check=False)
     answer: str = result.stdout.strip()
     return answer == "yes"
 
@@ -57,21 +60,30 @@ def test_cluster_wide_install_runs_and_grants_exactly_what_the_operator_uses(
     elsewhere = "default"
     allowed = [
         ("patch", "modeldeployments.modelramp.dev", elsewhere),
-        ("update", "modeldeployments.modelramp.dev/status", elsewhere),
+        ("patch", "modeldeployments.modelramp.dev/status", elsewhere),
         ("create", "deployments.apps", elsewhere),
         ("delete", "services", elsewhere),
+        ("get", "httproutes.gateway.networking.k8s.io", elsewhere),
         ("patch", "httproutes.gateway.networking.k8s.io", elsewhere),
-        ("create", "events.events.k8s.io", elsewhere),
+        ("create", "events", elsewhere),
         ("watch", "customresourcedefinitions.apiextensions.k8s.io", None),
         ("patch", "clusterkopfpeerings.kopf.dev", None),
-        ("get", "secrets", namespace),
+        # Registry credentials are read where the ModelDeployment is: any namespace.
+        ("get", "secrets", elsewhere),
     ]
     denied = [
         ("delete", "modeldeployments.modelramp.dev", elsewhere),
         ("update", "modeldeployments.modelramp.dev", elsewhere),
+        ("update", "modeldeployments.modelramp.dev/status", elsewhere),
+        ("update", "deployments.apps", elsewhere),
+        ("update", "services", elsewhere),
+        ("update", "httproutes.gateway.networking.k8s.io", elsewhere),
+        ("watch", "httproutes.gateway.networking.k8s.io", elsewhere),
         ("create", "httproutes.gateway.networking.k8s.io", elsewhere),
-        ("get", "secrets", elsewhere),
-        ("list", "secrets", namespace),
+        ("patch", "events", elsewhere),
+        ("create", "events.events.k8s.io", elsewhere),
+        ("list", "secrets", elsewhere),
+        ("watch", "secrets", elsewhere),
         ("create", "pods", elsewhere),
         ("delete", "namespaces", None),
     ]
@@ -83,12 +95,25 @@ def test_cluster_wide_install_runs_and_grants_exactly_what_the_operator_uses(
     assert peering.stdout.strip()
 
 
+def test_secret_access_can_be_turned_off(kube: Kube, namespace: str) -> None:
+    with install(kube, namespace, namespace, "rbac.readSecrets=false") as sa:
+        assert can(kube, sa, "patch", "deployments.apps", "default")
+        assert not can(kube, sa, "get", "secrets", "default")
+        assert not can(kube, sa, "get", "secrets", namespace)
+
+
 def test_namespaced_install_acts_only_in_watched_namespaces(kube: Kube, namespace: str) -> None:
-    watched = "default"
-    with install(kube, namespace, namespace, f"watch.namespaces={{{watched}}}") as sa:
+    watched, secret = "default", "mlflow-credentials"
+    values = (f"watch.namespaces={{{watched}}}", f"rbac.secretNames={{{secret}}}")
+    with install(kube, namespace, namespace, *values) as sa:
         assert can(kube, sa, "patch", "modeldeployments.modelramp.dev", watched)
         assert can(kube, sa, "patch", "kopfpeerings.kopf.dev", watched)
         assert not can(kube, sa, "patch", "modeldeployments.modelramp.dev", "kube-system")
         assert not can(kube, sa, "create", "deployments.apps", "kube-system")
         assert not can(kube, sa, "patch", "clusterkopfpeerings.kopf.dev", None)
+        # Only the named Secret, only where ModelDeployments are watched: not even the release's own.
+        assert can(kube, sa, "get", "secrets", watched, name=secret)
+        assert not can(kube, sa, "get", "secrets", watched, name="other")
+        assert not can(kube, sa, "get", "secrets", "kube-system", name=secret)
+        assert not can(kube, sa, "get", "secrets", namespace, name=secret)
         assert kube.kubectl("get", "kopfpeering", namespace, "-n", watched, "-o", "name").stdout.strip()

@@ -1,34 +1,40 @@
-"""The chart's RBAC is exactly what the operator uses: no more (review finding), no less (the RBAC
-cluster test fails). Checked for both the cluster-wide and the namespaced-only mode.
+"""The chart's RBAC is exactly what the operator uses: no more (review findings), no less (the RBAC
+cluster test fails). Checked for both the cluster-wide and the namespaced-only mode, and for the
+registry credential Secrets, which are read in the ModelDeployment's namespace (issue 7).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from support.chart import NAMESPACE, by_kind, one, render
+import pytest
+from support.chart import by_kind, one, render
 
 Rules = dict[tuple[str, str], frozenset[str]]
 
 READ = frozenset({"get", "list", "watch"})
-MANAGE = frozenset({"get", "list", "watch", "create", "patch", "update", "delete"})
+# Writes are merge patches and server-side apply (`patch`, plus `create` for an apply that creates)
+# and deletes: operator/kube.py sends no PUT, so no `update` anywhere.
+MANAGE = READ | {"create", "patch", "delete"}
 # What the operator does to the objects of a ModelDeployment, wherever it lives.
 WORKLOAD: Rules = {
     ("modelramp.dev", "modeldeployments"): READ | {"patch"},
-    ("modelramp.dev", "modeldeployments/status"): frozenset({"get", "patch", "update"}),
+    ("modelramp.dev", "modeldeployments/status"): frozenset({"get", "patch"}),
     ("apps", "deployments"): MANAGE,
     ("", "services"): MANAGE,
-    ("", "events"): frozenset({"create", "patch"}),
-    ("events.k8s.io", "events"): frozenset({"create", "patch"}),
-    ("gateway.networking.k8s.io", "httproutes"): READ | {"patch", "update"},
+    # core/v1 Events, POSTed once each (kopf's own posting is off).
+    ("", "events"): frozenset({"create"}),
+    # Read by name and patched; nothing watches HTTPRoutes.
+    ("gateway.networking.k8s.io", "httproutes"): frozenset({"get", "patch"}),
 }
+# The registry credentials named by `spec.model.registry.secretRef`, by name only.
+SECRETS: Rules = {("", "secrets"): frozenset({"get"})}
 # What kopf reads cluster-wide to find its resources and namespaces.
 KOPF_CLUSTER: Rules = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): READ,
     ("", "namespaces"): READ,
 }
 PEERING_VERBS = READ | {"patch"}
-SECRETS: Rules = {("", "secrets"): frozenset({"get"})}
 WATCHED = ["ml-a", "ml-b"]
 
 
@@ -71,18 +77,20 @@ def assert_bindings_grant_roles_to_the_service_account(objects: list[dict[str, A
     assert bound == granted, f"roles bound to nobody: {granted - bound}"
 
 
+def secret_rules(role: dict[str, Any]) -> list[dict[str, Any]]:
+    return [rule for rule in role["rules"] if "secrets" in rule["resources"]]
+
+
 def test_cluster_wide_mode() -> None:
     objects = render()
     assert [r["metadata"]["name"] for r in by_kind(objects, "ClusterRole")] == ["modelramp"]
     assert role_named(objects, "ClusterRole", "modelramp") == {
         **WORKLOAD,
+        **SECRETS,
         **KOPF_CLUSTER,
         ("kopf.dev", "clusterkopfpeerings"): PEERING_VERBS,
     }
-    assert [(r["metadata"]["name"], r["metadata"]["namespace"]) for r in by_kind(objects, "Role")] == [
-        ("modelramp-secrets", NAMESPACE)
-    ]
-    assert role_named(objects, "Role", "modelramp-secrets", NAMESPACE) == SECRETS
+    assert not by_kind(objects, "Role")
     assert_bindings_grant_roles_to_the_service_account(objects)
 
 
@@ -93,24 +101,45 @@ def test_namespaced_mode_grants_workload_rights_only_in_watched_namespaces() -> 
     for namespace in WATCHED:
         assert role_named(objects, "Role", "modelramp", namespace) == {
             **WORKLOAD,
+            **SECRETS,
             ("kopf.dev", "kopfpeerings"): PEERING_VERBS,
         }
-    assert role_named(objects, "Role", "modelramp-secrets", NAMESPACE) == SECRETS
-    assert len(by_kind(objects, "Role")) == len(WATCHED) + 1
+    # Nothing in the release namespace: the operator reads no Secret of its own there.
+    assert len(by_kind(objects, "Role")) == len(WATCHED)
     assert_bindings_grant_roles_to_the_service_account(objects)
 
 
-def test_secret_access_narrows_to_named_secrets() -> None:
-    objects = render({"rbac": {"secretNames": ["mlflow-credentials"]}})
-    [secrets_role] = [r for r in by_kind(objects, "Role") if r["metadata"]["name"] == "modelramp-secrets"]
-    assert secrets_role["rules"] == [
-        {
-            "apiGroups": [""],
-            "resources": ["secrets"],
-            "resourceNames": ["mlflow-credentials"],
-            "verbs": ["get"],
-        }
-    ]
+@pytest.mark.parametrize("watched", [[], WATCHED], ids=["cluster-wide", "namespaced"])
+def test_secret_access_narrows_to_named_secrets(watched: list[str]) -> None:
+    objects = render({"watch": {"namespaces": watched}, "rbac": {"secretNames": ["mlflow-credentials"]}})
+    roles = by_kind(objects, "Role" if watched else "ClusterRole")
+    assert len(roles) == max(len(watched), 1)
+    for role in roles:
+        assert secret_rules(role) == [
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": ["mlflow-credentials"],
+                "verbs": ["get"],
+            }
+        ]
+
+
+@pytest.mark.parametrize("watched", [[], WATCHED], ids=["cluster-wide", "namespaced"])
+def test_secret_access_can_be_turned_off(watched: list[str]) -> None:
+    objects = render({"watch": {"namespaces": watched}, "rbac": {"readSecrets": False}})
+    roles = by_kind(objects, "Role") + by_kind(objects, "ClusterRole")
+    assert roles
+    for role in roles:
+        assert not secret_rules(role), role["metadata"]
+    # Only the Secret rule goes: the operator keeps every other right.
+    workload_role = by_kind(objects, "Role")[0] if watched else one(objects, "ClusterRole")
+    assert flatten(workload_role).items() >= WORKLOAD.items()
+
+
+def test_secret_names_without_secret_access_are_refused() -> None:
+    with pytest.raises(AssertionError, match=r"rbac\.secretNames: set, but rbac\.readSecrets is false"):
+        render({"rbac": {"readSecrets": False, "secretNames": ["mlflow-credentials"]}})
 
 
 def test_rbac_can_be_left_to_the_cluster_admin() -> None:

@@ -49,7 +49,10 @@ app.kubernetes.io/part-of: modelramp
 
 {{/*
 The rules the operator needs on the objects it manages, wherever ModelDeployments live. Cluster-wide
-mode puts them in a ClusterRole; namespaced mode in a Role per watched namespace.
+mode puts them in a ClusterRole; namespaced mode in a Role per watched namespace. Only the verbs its
+requests use (operator/kube.py and kopf): merge patches and server-side apply (`patch`; an apply that
+creates is checked for `create` too), `delete`, core/v1 Events by POST, list/watch only where
+operator/handlers.py watches, and `get` where the controller reads one object (HTTPRoutes, Secrets).
 */}}
 {{- define "modelramp.workloadRules" -}}
 - apiGroups: ["modelramp.dev"]
@@ -57,22 +60,38 @@ mode puts them in a ClusterRole; namespaced mode in a Role per watched namespace
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["modelramp.dev"]
   resources: ["modeldeployments/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["get", "patch"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "patch"]
+{{- include "modelramp.secretRules" . }}
+{{- end }}
+
+{{/*
+The Secret named by a ModelDeployment's `spec.model.registry.secretRef` (MLflow registry
+credentials), read from the ModelDeployment's own namespace: `get` only, never list or watch, so the
+operator can read a Secret it is told the name of but not discover the others.
+*/}}
+{{- define "modelramp.secretRules" -}}
+{{- if .Values.rbac.readSecrets }}
+- apiGroups: [""]
+  resources: ["secrets"]
+  {{- with .Values.rbac.secretNames }}
+  resourceNames: {{ toJson . }}
+  {{- end }}
+  verbs: ["get"]
+{{- else if .Values.rbac.secretNames }}
+{{- fail "rbac.secretNames: set, but rbac.readSecrets is false, so no Secret may be read; unset one of them" }}
+{{- end }}
 {{- end }}
 
 {{/* What kopf itself reads cluster-wide: CRDs (to find the resources it serves) and namespaces. */}}
