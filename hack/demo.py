@@ -133,13 +133,14 @@ def main() -> int:
         print(kubectl("-n", NAMESPACE, "get", "md"))
 
         say("Roll out: fraud-v2 gets a retrained model, fraud-bug a broken one (kubectl get md -w)")
+        senders = []
         for name in ROLLOUTS:
             traffic = WeightedTraffic(
                 servers[name, "stable"].url, servers[name, "canary"].url,
                 weight=lambda name=name: int(status(name).get("canaryWeight", 0)), rate=30,
             )  # fmt: skip
             traffic.start()
-            stack.callback(traffic.stop)
+            senders.append(traffic)
         watch = subprocess.Popen([KUBECTL, "-n", NAMESPACE, "get", "md", "-w"])
         stack.callback(watch.terminate)
         for name in ROLLOUTS:
@@ -167,6 +168,8 @@ def main() -> int:
         columns = "custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message"
         selector = "--field-selector=involvedObject.name=fraud-bug"
         print(kubectl("-n", NAMESPACE, "get", "events", selector, "--sort-by=.lastTimestamp", "-o", columns))
+        for traffic in senders:
+            traffic.stop()
         for name in ROLLOUTS:
             kubectl("-n", NAMESPACE, "delete", "md", name, "--wait=true")
     return 0
