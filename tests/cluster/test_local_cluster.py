@@ -67,7 +67,12 @@ def test_gpu_request_beyond_capacity_stays_pending(kube: Kube, namespace: str) -
     resources = "resources: {limits: {nvidia.com/gpu: 5}}\n"
     kube.kubectl("-n", namespace, "apply", "-f", "-", input=_deployment("huge", 1, resources))
     kube.kubectl(
-        "-n", namespace, "wait", "pod", "-l", "app=huge",
+        "-n",
+        namespace,
+        "wait",
+        "pod",
+        "-l",
+        "app=huge",
         "--for=jsonpath={.status.conditions[?(@.type=='PodScheduled')].reason}=Unschedulable",
         "--timeout=30s",
     )

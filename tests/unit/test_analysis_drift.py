@@ -51,9 +51,7 @@ def test_identical_models_on_a_small_window_stay_far_below_a_real_shift() -> Non
     # The e2e window: ~75 canary and ~220 stable predictions of the same model. Empty buckets must
     # not read as drift.
     rng = np.random.default_rng(3)
-    same = [
-        compare(cumulative(rng.beta(2, 3, 220)), cumulative(rng.beta(2, 3, 75))).psi for _ in range(200)
-    ]
+    same = [compare(cumulative(rng.beta(2, 3, 220)), cumulative(rng.beta(2, 3, 75))).psi for _ in range(200)]
     shifted = compare(cumulative(rng.beta(2, 3, 220)), cumulative(rng.beta(6, 1.5, 75))).psi
     assert np.mean(same) < 0.2 and np.quantile(same, 0.99) < 0.5
     assert shifted > 1.0
