@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from support.process import log_tail, terminate
 from support.prometheus import free_port
 
 ADMIN_USERNAME = "admin"
@@ -94,17 +95,11 @@ class MlflowServer:
     def stop(self) -> None:
         if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        terminate(self._process)
         self._process = None
 
     def log_tail(self, lines: int = 40) -> str:
-        log = self.workdir / "mlflow.log"
-        return "\n".join(log.read_text().splitlines()[-lines:]) if log.exists() else ""
+        return log_tail(self.workdir / "mlflow.log", lines)
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from support.process import log_tail, terminate
+
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_HINT = "Prometheus is not installed: run `make prometheus` (hack/install-prometheus.sh)"
 
@@ -86,12 +88,7 @@ class PrometheusServer:
     def stop(self) -> None:
         if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        terminate(self._process, timeout=15)
         self._process = None
 
     def query(self, promql: str) -> list[dict[str, Any]]:
@@ -114,8 +111,7 @@ class PrometheusServer:
         raise TimeoutError(f"{promql!r} did not reach {minimum} in {timeout}s; last result {last}")
 
     def log_tail(self, lines: int = 30) -> str:
-        log = self.workdir / "prometheus.log"
-        return "\n".join(log.read_text().splitlines()[-lines:]) if log.exists() else ""
+        return log_tail(self.workdir / "prometheus.log", lines)
 
     def _config(self) -> dict[str, Any]:
         return {

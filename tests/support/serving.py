@@ -11,6 +11,7 @@ from types import TracebackType
 
 import httpx
 
+from support.process import log_tail, terminate
 from support.prometheus import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,17 +65,11 @@ class ServingProcess:
     def stop(self) -> None:
         if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        terminate(self._process)
         self._process = None
 
     def log_tail(self, lines: int = 40) -> str:
-        log = self.workdir / f"serve-{self.port}.log"
-        return "\n".join(log.read_text().splitlines()[-lines:]) if log.exists() else ""
+        return log_tail(self.workdir / f"serve-{self.port}.log", lines)
 
     def __enter__(self) -> ServingProcess:
         self.start()
