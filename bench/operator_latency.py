@@ -16,6 +16,8 @@ Run: `make operator-bench` (or `PYTHONSAFEPATH=1 .venv/bin/python bench/operator
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import json
 import statistics
 import sys
 import tempfile
@@ -144,11 +146,15 @@ def operator_latency(kube: Kube, namespace: str, count: int) -> list[float]:
 
 
 def free_service_ips(kube: Kube) -> int:
-    """ClusterIPs left in the apiserver's service range (kube-apiserver's default 10.0.0.0/24
-    when the cluster sets none: 254 addresses); each ModelDeployment takes three."""
+    """ClusterIPs left in the cluster's service ranges (its ServiceCIDR objects); each
+    ModelDeployment takes three."""
+    cidrs = json.loads(kube.kubectl("get", "servicecidrs", "-o", "json").stdout)["items"]
+    size = sum(
+        ipaddress.ip_network(cidr).num_addresses - 2 for item in cidrs for cidr in item["spec"]["cidrs"]
+    )
     services = kubernetes.client.CoreV1Api(kube.api_client).list_service_for_all_namespaces().items
     used = sum(1 for service in services if service.spec.cluster_ip not in (None, "None"))
-    return 254 - used
+    return size - used
 
 
 def delete_and_wait(kube: Kube, namespace: str) -> None:
