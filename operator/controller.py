@@ -33,7 +33,6 @@ from modelramp.operator.analysis.scheduling import due_metrics
 from modelramp.operator.analysis.telemetry import AnalysisTelemetry
 from modelramp.operator.api import (
     AnalysisRunStatus,
-    AnalysisSpec,
     EffectiveMetric,
     Measurement,
     ModelDeployment,
@@ -47,6 +46,7 @@ from modelramp.operator.kube import Conflict, Kube, KubeError, merge_patch
 from modelramp.operator.metrics import OperatorMetrics
 from modelramp.operator.registry.gate import RegistryGate
 from modelramp.operator.rollout import reconcile
+from modelramp.operator.rollout.analyses import analysis_in
 from modelramp.operator.rollout.model import (
     EventRecord,
     Observed,
@@ -374,27 +374,12 @@ def observe_deployment(raw: Json) -> ObservedDeployment | None:
     )
 
 
-def _analysis_spec(spec: ModelDeploymentSpec, run: AnalysisRunStatus) -> AnalysisSpec | None:
-    """The part of the spec an analysis run measures."""
-    canary, blue_green = spec.strategy.canary, spec.strategy.blue_green
-    if run.kind == "Step" and canary is not None and run.step_index is not None:
-        steps = canary.steps
-        return steps[run.step_index].analysis if run.step_index < len(steps) else None
-    if run.kind == "Background" and canary is not None:
-        return canary.analysis
-    if run.kind == "PrePromotion" and blue_green is not None:
-        return blue_green.pre_promotion_analysis
-    if run.kind == "PostPromotion" and blue_green is not None:
-        return blue_green.post_promotion_analysis
-    return None
-
-
 def _running_analyses(
     spec: ModelDeploymentSpec, status: ModelDeploymentStatus
 ) -> list[tuple[AnalysisRunStatus, list[EffectiveMetric]]]:
     running = []
     for run in status.analysis_runs:
-        analysis = _analysis_spec(spec, run)
+        analysis = analysis_in(spec, run.kind, run.step_index)
         if run.phase == "Running" and run.started_at is not None and analysis is not None:
             running.append((run, effective_metrics(analysis, spec)))
     return running

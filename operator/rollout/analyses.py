@@ -4,16 +4,17 @@ background, blue-green pre/post promotion) and the runs in status."""
 from __future__ import annotations
 
 from modelramp.operator.api.analysis import AnalysisSpec, EffectiveMetric
+from modelramp.operator.api.spec import ModelDeploymentSpec
 from modelramp.operator.api.status import AnalysisKind, AnalysisRunStatus, ModelDeploymentStatus
 from modelramp.operator.rollout import runs
 from modelramp.operator.rollout.tick import Tick, Transition, changed, normal
 
 
-def analysis_of(tick: Tick, kind: AnalysisKind, step_index: int | None) -> AnalysisSpec | None:
+def analysis_in(spec: ModelDeploymentSpec, kind: AnalysisKind, step_index: int | None) -> AnalysisSpec | None:
     """The spec of the analysis a run of `kind` measures, if the spec still has it."""
-    canary, blue_green = tick.canary_strategy, tick.blue_green
-    if kind == "Step" and step_index is not None and step_index < len(tick.steps):
-        return tick.steps[step_index].analysis
+    canary, blue_green = spec.strategy.canary, spec.strategy.blue_green
+    if kind == "Step" and canary is not None and step_index is not None and step_index < len(canary.steps):
+        return canary.steps[step_index].analysis
     if kind == "Background" and canary is not None:
         return canary.analysis
     if kind == "PrePromotion" and blue_green is not None:
@@ -21,6 +22,10 @@ def analysis_of(tick: Tick, kind: AnalysisKind, step_index: int | None) -> Analy
     if kind == "PostPromotion" and blue_green is not None:
         return blue_green.post_promotion_analysis
     return None
+
+
+def analysis_of(tick: Tick, kind: AnalysisKind, step_index: int | None) -> AnalysisSpec | None:
+    return analysis_in(tick.spec, kind, step_index)
 
 
 def metrics_for_run(tick: Tick, run: AnalysisRunStatus) -> list[EffectiveMetric]:

@@ -21,7 +21,7 @@ import mlflow.pytorch
 import pytest
 import torch
 from mlflow import MlflowClient
-from support.mlflow_server import ADMIN_USERNAME, MlflowServer
+from support.mlflow_server import ADMIN_USERNAME, MlflowServer, admin_server
 from support.models import Scorer
 from support.operator import ModelDeployments, OperatorProcess, canary_md, reasons, replicas, wait_for
 
@@ -35,15 +35,9 @@ PAUSED_CANARY: list[dict[str, Any]] = [{"setWeight": 50}, {"pause": {}}]
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    with MlflowServer(tmp_path_factory.mktemp("mlflow")) as running, pytest.MonkeyPatch.context() as env:
-        # Read by MlflowClient here, and by the operator (a child process) for its default server.
-        env.setenv("MLFLOW_TRACKING_USERNAME", ADMIN_USERNAME)
-        env.setenv("MLFLOW_TRACKING_PASSWORD", running.admin_password)
-        env.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        env.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-        mlflow.set_tracking_uri(running.url)
+    # The operator (a child process) reads the credentials for its default server too.
+    with admin_server(tmp_path_factory.mktemp("mlflow")) as running:
         yield running
-        mlflow.set_tracking_uri(None)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 from pydantic import SecretStr
-from support.mlflow_server import ADMIN_USERNAME, MlflowServer
+from support.mlflow_server import ADMIN_USERNAME, MlflowServer, admin_server
 
 from modelramp.operator.api import ModelDeployment
 from modelramp.operator.api.status import (
@@ -61,15 +61,9 @@ class Scorer(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    with MlflowServer(tmp_path_factory.mktemp("mlflow")) as running, pytest.MonkeyPatch.context() as env:
-        # For MlflowClient (set-up and checks) only; MlflowRegistry is given its credentials.
-        env.setenv("MLFLOW_TRACKING_USERNAME", ADMIN_USERNAME)
-        env.setenv("MLFLOW_TRACKING_PASSWORD", running.admin_password)
-        env.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        env.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-        mlflow.set_tracking_uri(running.url)
+    # For MlflowClient (set-up and checks) only; MlflowRegistry is given its credentials.
+    with admin_server(tmp_path_factory.mktemp("mlflow")) as running:
         yield running
-        mlflow.set_tracking_uri(None)
 
 
 @pytest.fixture(scope="module")

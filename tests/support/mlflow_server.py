@@ -7,6 +7,7 @@ Starting one takes a while (MLflow imports slowly), so a test module shares one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -14,9 +15,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+import mlflow
+import pytest
 
 from support.process import log_tail, terminate
 from support.prometheus import free_port
@@ -126,3 +131,17 @@ class MlflowServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def admin_server(workdir: Path) -> Iterator[MlflowServer]:
+    """A running server, with its admin credentials in this process's environment (where
+    MlflowClient, and child processes such as the operator, read them) while it runs."""
+    with MlflowServer(workdir) as running, pytest.MonkeyPatch.context() as env:
+        env.setenv("MLFLOW_TRACKING_USERNAME", ADMIN_USERNAME)
+        env.setenv("MLFLOW_TRACKING_PASSWORD", running.admin_password)
+        env.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        env.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        mlflow.set_tracking_uri(running.url)
+        yield running
+        mlflow.set_tracking_uri(None)
