@@ -12,9 +12,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +20,7 @@ from types import TracebackType
 import mlflow
 import pytest
 
-from support.process import log_tail, terminate
+from support.process import log_tail, terminate, wait_ready
 from support.prometheus import free_port
 
 ADMIN_USERNAME = "admin"
@@ -107,21 +104,15 @@ class MlflowServer:
         return log_tail(self.workdir / "mlflow.log", lines)
 
     def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(
-                    f"mlflow server exited with {self._process.returncode}:\n{self.log_tail()}"
-                )
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise TimeoutError(f"mlflow server not ready in {timeout}s:\n{self.log_tail()}")
+        assert self._process is not None
+        wait_ready(
+            self._process,
+            f"{self.url}/health",
+            what="mlflow server",
+            timeout=timeout,
+            stop=self.stop,
+            log=self.workdir / "mlflow.log",
+        )
 
     def __enter__(self) -> MlflowServer:
         self.start()

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from support.process import log_tail, terminate
+from support.process import log_tail, terminate, wait_ready
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_HINT = "Prometheus is not installed: run `make prometheus` (hack/install-prometheus.sh)"
@@ -128,19 +128,15 @@ class PrometheusServer:
         }
 
     def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {self._process.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise TimeoutError(f"prometheus not ready in {timeout}s:\n{self.log_tail()}")
+        assert self._process is not None
+        wait_ready(
+            self._process,
+            f"{self.url}/-/ready",
+            what="prometheus",
+            timeout=timeout,
+            stop=self.stop,
+            log=self.workdir / "prometheus.log",
+        )
 
     def __enter__(self) -> PrometheusServer:
         self.start()

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-import httpx
-
-from support.process import log_tail, terminate
+from support.process import log_tail, terminate, wait_ready
 from support.prometheus import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,18 +46,15 @@ class ServingProcess:
         env = {**os.environ, "PYTHONSAFEPATH": "1", "OMP_NUM_THREADS": "1"}
         self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"modelramp serve exited {self._process.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise TimeoutError(f"modelramp serve not ready in {ready_timeout}s:\n{self.log_tail()}")
+        log_path = self.workdir / f"serve-{self.port}.log"
+        wait_ready(
+            self._process,
+            f"{self.url}/v2/health/ready",
+            what="modelramp serve",
+            timeout=ready_timeout,
+            stop=self.stop,
+            log=log_path,
+        )
 
     def stop(self) -> None:
         if self._process is None:
