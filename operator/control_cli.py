@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from modelramp.operator.api import API_VERSION, KIND, ModelDeployment, ModelDeploymentStatus
 from modelramp.operator.api.spec import CanaryStep
+from modelramp.operator.api.status import MetricResult
 from modelramp.operator.kube import Kube, KubeError, connect
 
 FIELD_MANAGER = "modelramp-cli"
@@ -58,7 +59,7 @@ def _run(argv: Sequence[str], command: str, description: str, act: Callable[...,
     """Parses argv, connects, and runs `act(kube, namespace, name, args)`; errors become exit 1."""
     cli = _parser(command, description)
     for flag, help_ in flags.items():
-        cli.add_argument(f"--{flag}", action="store_true", help=help_)
+        cli.add_argument(f"-{flag[0]}", f"--{flag}", action="store_true", help=help_)
     args = cli.parse_args(list(argv))
     try:
         kube = Kube(connect(args.kubeconfig, user_agent=FIELD_MANAGER), field_manager=FIELD_MANAGER)
@@ -116,7 +117,7 @@ def _resume(kube: Kube, namespace: str, name: str, _: argparse.Namespace) -> str
     return f"{namespace}/{name}: resumed (spec.paused=false)"
 
 
-def _status(kube: Kube, namespace: str, name: str, _: argparse.Namespace) -> str:
+def _status(kube: Kube, namespace: str, name: str, args: argparse.Namespace) -> str:
     body = _read(kube, namespace, name)
     try:
         md = ModelDeployment.model_validate(body)
@@ -124,7 +125,7 @@ def _status(kube: Kube, namespace: str, name: str, _: argparse.Namespace) -> str
         raise CliError(f"{namespace}/{name} does not match the ModelDeployment schema: {error}") from error
     selector = f"involvedObject.name={name},involvedObject.kind={KIND}"
     events = kube.list("v1", "Event", namespace, field_selector=selector)
-    return render_status(md, events)
+    return render_status(md, events, verbose=args.verbose)
 
 
 # --- rendering (pure) ------------------------------------------------------------------------------
@@ -147,7 +148,9 @@ def _time(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
 
 
-def render_status(md: ModelDeployment, events: Sequence[dict[str, Any]] = ()) -> str:
+def render_status(
+    md: ModelDeployment, events: Sequence[dict[str, Any]] = (), *, verbose: bool = False
+) -> str:
     """A readable tree of a rollout: phase, models, steps with the current one marked, analyses,
     conditions, pending manual requests and the latest events."""
     spec, status = md.spec, md.status
@@ -167,7 +170,7 @@ def render_status(md: ModelDeployment, events: Sequence[dict[str, Any]] = ()) ->
         lines.append("  Paused:    spec.paused=true (modelramp resume to continue)")
     lines += _steps(md)
     lines += _blue_green(md)
-    lines += _analyses(status)
+    lines += _analyses(status, verbose)
     requests = [label for label, on in (("abort", status.abort), ("promoteFull", status.promote_full)) if on]
     if requests:
         lines.append(f"  Requests:  {', '.join(requests)}")
@@ -237,30 +240,59 @@ def _blue_green(md: ModelDeployment) -> list[str]:
     return ["  Blue-green:", *_tree(items, "    ")]
 
 
-def _analyses(status: ModelDeploymentStatus) -> list[str]:
+def _analyses(status: ModelDeploymentStatus, verbose: bool) -> list[str]:
+    """One line per run and one per metric (what decided it, on how much evidence); with
+    `verbose`, each metric's measurements with their queries too."""
     if not status.analysis_runs:
         return []
     lines = ["  Analyses:"]
     for i, run in enumerate(status.analysis_runs):
         last = i == len(status.analysis_runs) - 1
-        lines.append(
-            f"    {'└─' if last else '├─'} {run.name} ({run.kind}) {run.phase}"
-            + (f": {run.message}" if run.message else "")
-        )
-        metrics = [
-            f"{m.name}: {m.phase}, {m.successful} ok / {m.failed} failed / {m.inconclusive} inconclusive / "
-            f"{m.error} errors" + (f" — {m.message}" if m.message else "")
-            for m in run.metrics
-        ]
+        lines.append(f"    {'└─' if last else '├─'} {run.name} ({run.kind}) {run.phase}")
+        metrics = []
+        for result in run.metrics:
+            metrics.append(_metric_line(result))
+            if verbose:
+                metrics += [
+                    f"   {_time(m.time)} {m.verdict}: {m.message}"
+                    for m in status.measurements
+                    if m.analysis == run.name and m.metric == result.name
+                ]
         lines += _tree(metrics, "       " if last else "    │  ")
     return lines
+
+
+def _metric_line(result: MetricResult) -> str:
+    """`errors  Successful  within bound: 5xx share 0 [0, 0.0092] <= 0.02; fisher-exact p=1 ...`"""
+    head = f"{result.name}: {result.phase}"
+    test = result.test
+    if test is None:
+        detail = (result.message or "").split("; query: ")[0]
+        prefix = f"{result.name}: "
+        return f"{head}, {result.count} measured" + (f" — {detail.removeprefix(prefix)}" if detail else "")
+    upper = f"{test.upper:.3g}" if test.upper is not None else "inf"
+    interval = f" [{test.lower:.3g}, {upper}]" if test.lower is not None else ""
+    value = f"{test.value:.3g}" if test.value is not None else "n/a"
+    bound = f" vs bound {test.bound:.3g}" if test.bound is not None else ""
+    more = f"; ~{test.more_canary_samples} more canary samples needed" if test.more_canary_samples else ""
+    return (
+        f"{head} — {test.decision}: {test.effect} {value}{interval}{bound}; {test.test} p={test.p_value:.2g} "
+        f"(alpha {test.alpha:.2g}, spent {test.alpha_spent:.2g}); "
+        f"{test.canary_samples:.0f}/{test.stable_samples:.0f} canary/stable samples{more}"
+    )
 
 
 # --- entry points (modelramp.cli dispatches here) --------------------------------------------------
 
 
 def status(argv: Sequence[str]) -> int:
-    return _run(argv, "status", "Show a rollout as a tree.", _status)
+    return _run(
+        argv,
+        "status",
+        "Show a rollout as a tree.",
+        _status,
+        verbose="also every measurement with its query",
+    )
 
 
 def promote(argv: Sequence[str]) -> int:

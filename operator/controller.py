@@ -223,8 +223,9 @@ class Controller:
                 stable_revision=md.status.stable_revision or "",
                 analysis=run.name,
             )
+            pooled = {result.name: result.evidence for result in run.metrics}
             for metric in due_metrics(metrics, run.metrics, run.started_at, now):
-                taken.append(provider.measure(metric, context))
+                taken.append(provider.measure(metric, context, pooled.get(metric.metric.name)))
         return taken
 
     def _provider(self, md: ModelDeployment) -> PrometheusMetricProvider | None:

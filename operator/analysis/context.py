@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelramp.operator.api.status import Verdict
+from modelramp.operator.api.status import Evidence, TestOutcome, Verdict
 
 
 class RolloutContext(BaseModel):
@@ -55,3 +55,5 @@ class Judgement(BaseModel):
     value: float | None = None
     stable_value: float | None = None
     threshold: float | None = None
+    test: TestOutcome | None = None
+    evidence: Evidence | None = Field(default=None, description="a builtin's counts of this window")

@@ -15,6 +15,7 @@ from modelramp.operator.analysis.context import Judgement, QueryResult, RolloutC
 from modelramp.operator.analysis.query_metric import conditions_of, judge_query
 from modelramp.operator.analysis.templating import check_template, render_query, template_variables
 from modelramp.operator.api.analysis import EffectiveMetric, Metric
+from modelramp.operator.api.status import Evidence
 
 QUERY = "value"
 
@@ -33,10 +34,12 @@ def judge(
     metric: EffectiveMetric,
     queries: Mapping[str, str],
     results: Mapping[str, QueryResult],
+    prior: Evidence | None = None,
 ) -> Judgement:
-    """The verdict on the results of `plan_queries`' queries (same roles)."""
+    """The verdict on the results of `plan_queries`' queries (same roles); a builtin pools them
+    with the evidence `prior` its earlier measurements gathered."""
     if metric.metric.builtin is not None:
-        return judge_builtin(metric, queries, results)
+        return judge_builtin(metric, queries, results, prior)
     return judge_query(metric.metric, queries[QUERY], results[QUERY])
 
 

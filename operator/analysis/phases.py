@@ -12,12 +12,19 @@ Two deliberate departures, both from bugs users hit: a run ends Successful only 
 measurement was Successful (argo-rollouts#4479: all-Errored came out Successful; and "no data" is
 never a pass), otherwise it ends Inconclusive or Error. The counters live in status because the
 measurement list there is bounded: `record` is the only place they change.
+
+Builtin metrics are sequential (sequential.py): each measurement judges the evidence pooled so far,
+so one Successful measurement decides the metric (it was shown within its bound), an Inconclusive
+one only means "not decided yet" and does not count toward inconclusiveLimit, and a metric still
+undecided after `count` measurements is Inconclusive. `record` pools each window's counts into the
+metric's evidence, once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from modelramp.operator.analysis.evidence import pooled
 from modelramp.operator.api.analysis import EffectiveMetric
 from modelramp.operator.api.status import AnalysisPhase, Measurement, MetricResult
 
@@ -39,15 +46,18 @@ def record(result: MetricResult, measurement: Measurement) -> MetricResult:
     }
     counts[measurement.verdict.lower()] += 1
     is_error = measurement.verdict == "Error"
-    return result.model_copy(
-        update={
-            **counts,
-            "count": result.count + (0 if is_error else 1),
-            "consecutive_error": result.consecutive_error + 1 if is_error else 0,
-            "last_measured_at": measurement.time,
-            "message": measurement.message,
-        }
-    )
+    update: dict[str, object] = {
+        **counts,
+        "count": result.count + (0 if is_error else 1),
+        "consecutive_error": result.consecutive_error + 1 if is_error else 0,
+        "last_measured_at": measurement.time,
+        "message": measurement.message,
+    }
+    if measurement.evidence is not None:
+        update["evidence"] = pooled(result.evidence, measurement.evidence)
+    if measurement.test is not None:
+        update["test"] = measurement.test
+    return result.model_copy(update=update)
 
 
 def metric_phase(
@@ -58,13 +68,16 @@ def metric_phase(
     `terminating` means the run is being stopped from outside (the step ended, another metric
     decided the run, the rollout is finishing): an open-ended run then settles on a verdict.
     """
+    sequential = metric.metric.builtin is not None
     if result.failed > metric.failure_limit:
         return "Failed"
-    if result.inconclusive > metric.inconclusive_limit:
+    if sequential and result.successful > 0:
+        return "Successful"
+    if not sequential and result.inconclusive > metric.inconclusive_limit:
         return "Inconclusive"
     if result.consecutive_error > metric.consecutive_error_limit:
         return "Error"
-    done = metric.count is not None and result.count >= metric.count
+    done = result.count >= metric.count
     if not (done or terminating):
         return "Running" if result.count or result.error else "Pending"
     if result.successful > 0:

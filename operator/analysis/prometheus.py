@@ -24,7 +24,7 @@ from modelramp.operator.analysis.judging import judge, plan_queries
 from modelramp.operator.analysis.provider import to_measurement
 from modelramp.operator.analysis.templating import TemplateError
 from modelramp.operator.api.analysis import EffectiveMetric
-from modelramp.operator.api.status import Measurement
+from modelramp.operator.api.status import Evidence, Measurement
 
 
 class QueryError(Exception):
@@ -40,7 +40,9 @@ class PrometheusMetricProvider:
         self._clock = clock
         self._client = PrometheusConnect(url=self.address, retry=Retry(total=0), timeout=timeout_seconds)
 
-    def measure(self, metric: EffectiveMetric, context: RolloutContext) -> Measurement:
+    def measure(
+        self, metric: EffectiveMetric, context: RolloutContext, prior: Evidence | None = None
+    ) -> Measurement:
         try:
             queries = plan_queries(metric, context)
         except TemplateError as error:
@@ -55,7 +57,7 @@ class PrometheusMetricProvider:
             except QueryError as error:
                 judgement = Judgement(verdict="Error", query=query, message=f"{metric.metric.name}: {error}")
                 return to_measurement(judgement, metric, context, self._clock())
-        return to_measurement(judge(metric, queries, results), metric, context, self._clock())
+        return to_measurement(judge(metric, queries, results, prior), metric, context, self._clock())
 
     def query(self, promql: str) -> QueryResult:
         """Runs one instant query; raises QueryError saying why it has no usable answer."""

@@ -13,12 +13,15 @@ from typing import Protocol
 
 from modelramp.operator.analysis.context import Judgement, RolloutContext
 from modelramp.operator.api.analysis import EffectiveMetric
-from modelramp.operator.api.status import Measurement
+from modelramp.operator.api.status import Evidence, Measurement
 
 
 class MetricProvider(Protocol):
-    def measure(self, metric: EffectiveMetric, context: RolloutContext) -> Measurement:
-        """Takes one measurement; errors come back as verdict Error, never as an exception."""
+    def measure(
+        self, metric: EffectiveMetric, context: RolloutContext, prior: Evidence | None = None
+    ) -> Measurement:
+        """Takes one measurement, judged with the evidence `prior` the metric pooled so far; errors
+        come back as verdict Error, never as an exception."""
         ...
 
 
@@ -42,4 +45,6 @@ def to_measurement(
         query=judgement.query[:4096] or None,
         threshold=judgement.threshold,
         message=message[:4096],
+        test=judgement.test,
+        evidence=judgement.evidence,
     )

@@ -26,6 +26,12 @@ DEFAULT_FAILURE_LIMIT = 0
 DEFAULT_INCONCLUSIVE_LIMIT = 0
 DEFAULT_CONSECUTIVE_ERROR_LIMIT = 4
 DEFAULT_MIN_SAMPLES = 50
+DEFAULT_COUNT = 10
+DEFAULT_FALSE_ROLLBACK_RATE = 0.01
+# Confidence of the bound that shows a canary within its tolerance (the promotion side). Lower than
+# the rollback side's on purpose: a canary at the tolerance is acceptable by definition, and a
+# canary well beyond it is caught by the rollback test first.
+SUCCESS_CONFIDENCE = 0.9
 
 CelExpression = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
@@ -90,7 +96,9 @@ class Metric(ApiModel):
         ge=0,
         description=(
             "Builtin metrics only: the highest acceptable value (a fraction for error-rate, seconds "
-            "for latency-p95, a distance for prediction-drift). A measurement above it fails."
+            "for latency-p95, a bias-corrected PSI for prediction-drift). The canary fails when it is "
+            "significantly worse than stable and beyond this bound (for latency-p95, its p95's lower "
+            "confidence bound above it); it passes once its upper confidence bound is within it."
         ),
     )
     max_ratio_to_stable: float | None = Field(
@@ -98,9 +106,9 @@ class Metric(ApiModel):
         gt=0,
         description=(
             "Builtin error-rate and latency-p95 only: the highest acceptable ratio of the canary's "
-            "value to stable's over the same window (1.2 = at most 20% worse). With threshold too, "
-            "a measurement fails when it breaks either; when stable's value is 0 only threshold "
-            "applies."
+            "value to stable's on the same pooled evidence (1.2 = at most 20% worse). With threshold "
+            "too, the canary fails when it breaks either and passes when shown within both (for "
+            "error-rate, within threshold); when stable's error rate is 0 only threshold applies."
         ),
     )
     success_condition: CelExpression | None = Field(
@@ -133,8 +141,8 @@ class Metric(ApiModel):
         ge=1,
         le=1_000_000,
         description=(
-            f"Builtin metrics only: fewer canary requests (predictions, for prediction-drift) than this "
-            f"in the window make the measurement Inconclusive, never a pass. Default {DEFAULT_MIN_SAMPLES}."
+            f"Builtin metrics only: the canary requests (predictions, for prediction-drift) and stable's "
+            f"the pooled evidence needs before the metric can pass. Default {DEFAULT_MIN_SAMPLES}."
         ),
     )
     count: int | None = Field(
@@ -142,8 +150,8 @@ class Metric(ApiModel):
         ge=1,
         le=1000,
         description=(
-            "How many measurements to take; unset means measure until the step or analysis ends "
-            "(a step analysis then takes one measurement per interval until its limits decide)."
+            f"The most measurements to take (default {DEFAULT_COUNT}). A builtin metric stops as soon as "
+            "its pooled evidence decides; still undecided after `count` it is Inconclusive."
         ),
     )
     failure_limit: int | None = Field(
@@ -201,7 +209,20 @@ class AnalysisDefaults(ApiModel):
     )
     interval: Duration = Field(default=DEFAULT_INTERVAL, description="Default time between measurements.")
     count: int | None = Field(
-        default=None, ge=1, le=1000, description="Default number of measurements; unset means unbounded."
+        default=None,
+        ge=1,
+        le=1000,
+        description=f"Default number of measurements of each metric (default {DEFAULT_COUNT}).",
+    )
+    false_rollback_rate: float = Field(
+        default=DEFAULT_FALSE_ROLLBACK_RATE,
+        gt=0,
+        le=0.5,
+        description=(
+            "The highest probability that the builtin metrics of all this rollout's analyses together "
+            "roll back a canary no worse than stable, at any traffic: split evenly over every builtin "
+            "metric of every analysis, and within each over its `count` measurements."
+        ),
     )
     failure_limit: int = Field(
         default=DEFAULT_FAILURE_LIMIT, ge=0, le=1000, description="Default failed measurements tolerated."
@@ -257,11 +278,14 @@ class EffectiveMetric:
     metric: Metric
     interval_seconds: float
     initial_delay_seconds: float
-    count: int | None
+    count: int
     failure_limit: int
     inconclusive_limit: int
     consecutive_error_limit: int
     min_samples: int
+    alpha: float = DEFAULT_FALSE_ROLLBACK_RATE / DEFAULT_COUNT
+    """A builtin metric's false-rollback budget for one measurement."""
+    success_confidence: float = SUCCESS_CONFIDENCE
 
 
 def analysis_metrics(analysis: AnalysisSpec, defaults: AnalysisDefaults | None) -> list[Metric]:
@@ -272,9 +296,14 @@ def analysis_metrics(analysis: AnalysisSpec, defaults: AnalysisDefaults | None) 
     return list(defaults.metrics or []) if defaults else []
 
 
-def effective_metric(metric: Metric, defaults: AnalysisDefaults | None) -> EffectiveMetric:
-    """`metric` with the limits and timings it leaves unset taken from spec.analysis."""
+def effective_metric(
+    metric: Metric, defaults: AnalysisDefaults | None, builtin_metrics_in_rollout: int = 1
+) -> EffectiveMetric:
+    """`metric` with the limits and timings it leaves unset taken from spec.analysis, and (for a
+    builtin) its share of the rollout's false-rollback budget: the rate split evenly over the
+    `builtin_metrics_in_rollout` builtin metrics of all analyses, then over `count` measurements."""
     base = defaults or AnalysisDefaults()
+    count = metric.count if metric.count is not None else (base.count or DEFAULT_COUNT)
     interval = parse_duration(metric.interval or base.interval)
     if metric.initial_delay is not None:
         initial_delay = parse_duration(metric.initial_delay)
@@ -285,7 +314,7 @@ def effective_metric(metric: Metric, defaults: AnalysisDefaults | None) -> Effec
         metric=metric,
         interval_seconds=interval,
         initial_delay_seconds=initial_delay,
-        count=metric.count if metric.count is not None else base.count,
+        count=count,
         failure_limit=metric.failure_limit if metric.failure_limit is not None else base.failure_limit,
         inconclusive_limit=(
             metric.inconclusive_limit if metric.inconclusive_limit is not None else base.inconclusive_limit
@@ -296,4 +325,5 @@ def effective_metric(metric: Metric, defaults: AnalysisDefaults | None) -> Effec
             else base.consecutive_error_limit
         ),
         min_samples=metric.min_samples if metric.min_samples is not None else DEFAULT_MIN_SAMPLES,
+        alpha=base.false_rollback_rate / max(builtin_metrics_in_rollout, 1) / count,
     )

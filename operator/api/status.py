@@ -79,6 +79,77 @@ class PauseCondition(StatusModel):
     start_time: datetime = Field(description="When the pause began.")
 
 
+Decision = Literal["Worse", "WithinBound", "Undecided"]
+StatisticalTest = Literal["fisher-exact", "mann-whitney", "chi-square"]
+MAX_BUCKETS = 64
+
+
+class TrackCounts(StatusModel):
+    """One track's share of the evidence a builtin metric pooled."""
+
+    total: float = Field(
+        default=0, ge=0, description="Requests (predictions, for prediction-drift) observed."
+    )
+    errors: float = Field(default=0, ge=0, description="Requests answered 5xx (error-rate only).")
+    buckets: list[float] = Field(
+        default_factory=list,
+        max_length=MAX_BUCKETS,
+        description="Observations per histogram bucket (latency, drift), lowest first; the last is +Inf.",
+    )
+
+
+class Evidence(StatusModel):
+    """Counts of a builtin metric: one window's, or pooled over every measurement of its analysis.
+
+    Pooled in status so that an operator restart neither loses nor counts a window twice."""
+
+    windows: int = Field(default=0, ge=0, description="Measurement windows pooled.")
+    bounds: list[float] = Field(
+        default_factory=list,
+        max_length=MAX_BUCKETS,
+        description="Upper bounds (`le`) of the finite histogram buckets; buckets has one entry more (+Inf).",
+    )
+    canary: TrackCounts = Field(default_factory=TrackCounts, description="The canary's counts.")
+    stable: TrackCounts = Field(default_factory=TrackCounts, description="Stable's counts.")
+
+
+class TestOutcome(StatusModel):
+    """Why a builtin metric decided as it did, on the evidence pooled so far."""
+
+    test: StatisticalTest = Field(description="The one-sided test of canary worse than stable.")
+    statistic: float | None = Field(default=None, description="The test statistic, where it has one.")
+    p_value: float = Field(ge=0, le=1, description="One-sided p-value of canary worse than stable.")
+    alpha: float = Field(
+        ge=0, le=1, description="The false-rollback budget of this measurement: Worse needs p <= alpha."
+    )
+    alpha_spent: float = Field(
+        ge=0, le=1, description="Budget spent by this metric's measurements so far, this one included."
+    )
+    effect: str = Field(max_length=128, description="What value, lower and upper measure.")
+    value: float | None = Field(default=None, description="The effect's estimate.")
+    lower: float | None = Field(default=None, description="Lower confidence bound of the effect.")
+    upper: float | None = Field(
+        default=None, description="Upper confidence bound of the effect; absent when unbounded."
+    )
+    confidence: float = Field(gt=0, lt=1, description="Confidence of each bound.")
+    bound: float | None = Field(
+        default=None, description="The tolerance on the effect (threshold, or maxRatioToStable)."
+    )
+    canary_samples: float = Field(ge=0, description="Canary requests (predictions) pooled.")
+    stable_samples: float = Field(ge=0, description="Stable requests (predictions) pooled.")
+    decision: Decision = Field(
+        description=(
+            "Worse: significantly worse than stable and beyond the bound. WithinBound: the confidence "
+            "bound is inside the tolerance. Undecided: not enough evidence either way yet."
+        )
+    )
+    more_canary_samples: int | None = Field(
+        default=None,
+        ge=0,
+        description="Undecided: about how many more canary requests would show it within the bound.",
+    )
+
+
 class Measurement(StatusModel):
     """One measurement of one metric."""
 
@@ -114,6 +185,13 @@ class Measurement(StatusModel):
         max_length=4096,
         description="Why: the threshold or condition it was judged by, or the query error.",
     )
+    test: TestOutcome | None = Field(
+        default=None, description="Builtin metrics: the test and bounds behind the verdict."
+    )
+    evidence: Evidence | None = Field(
+        default=None,
+        description="Builtin metrics: this window's counts, pooled into the metric's result.",
+    )
 
 
 class MetricResult(StatusModel):
@@ -133,6 +211,10 @@ class MetricResult(StatusModel):
     consecutive_error: int = Field(default=0, ge=0, description="Errors since the last usable measurement.")
     last_measured_at: datetime | None = Field(default=None, description="Time of the last measurement.")
     message: str | None = Field(default=None, max_length=4096, description="Latest explanation.")
+    evidence: Evidence | None = Field(
+        default=None, description="Builtin metrics: the counts pooled over this run's measurements."
+    )
+    test: TestOutcome | None = Field(default=None, description="Builtin metrics: the latest test outcome.")
 
 
 class AnalysisRunStatus(StatusModel):

@@ -46,7 +46,29 @@ def run_name(kind: AnalysisKind, revision: str, step_index: int | None = None) -
 
 
 def effective_metrics(analysis: AnalysisSpec, spec: ModelDeploymentSpec) -> list[EffectiveMetric]:
-    return [effective_metric(metric, spec.analysis) for metric in analysis_metrics(analysis, spec.analysis)]
+    builtins = builtin_metrics_in_rollout(spec)
+    return [
+        effective_metric(metric, spec.analysis, builtins)
+        for metric in analysis_metrics(analysis, spec.analysis)
+    ]
+
+
+def builtin_metrics_in_rollout(spec: ModelDeploymentSpec) -> int:
+    """How many builtin metrics all the strategy's analyses measure together: the rollout's
+    false-rollback budget is split over them."""
+    canary, blue_green = spec.strategy.canary, spec.strategy.blue_green
+    analyses: list[AnalysisSpec | None] = []
+    if canary is not None:
+        analyses += [step.analysis for step in canary.steps] + [canary.analysis]
+    if blue_green is not None:
+        analyses += [blue_green.pre_promotion_analysis, blue_green.post_promotion_analysis]
+    return sum(
+        1
+        for analysis in analyses
+        if analysis is not None
+        for metric in analysis_metrics(analysis, spec.analysis)
+        if metric.builtin is not None
+    )
 
 
 def has_provider(spec: ModelDeploymentSpec, config: EngineConfig) -> bool:
@@ -160,7 +182,8 @@ def recent_measurements(
         key = (measurement.analysis, measurement.metric, measurement.time)
         if measurement.analysis in names and key not in seen:
             seen.add(key)
-            merged.append(measurement)
+            # The window's counts live on pooled in the metric's result; here they would only bloat.
+            merged.append(measurement.model_copy(update={"evidence": None}))
     return merged[-MAX_MEASUREMENTS:]
 
 

@@ -46,16 +46,23 @@ def run(effective: EffectiveMetric, **results: QueryResult) -> tuple[str, str, f
 @pytest.mark.parametrize(
     ("fields", "canary", "stable", "verdict"),
     [
+        # 1 % 5xx on 1000 requests: the 90 % upper bound (1.5 %) is within 5 %.
         ({"threshold": 0.05}, (990, 10), (1000, 0), "Successful"),
         ({"threshold": 0.05}, (800, 200), (1000, 0), "Failed"),
-        ({"maxRatioToStable": 2}, (970, 30), (980, 20), "Successful"),
+        ({"maxRatioToStable": 2}, (9700, 300), (9800, 200), "Successful"),
+        # 3 % vs 2 % on 1000 requests each: the ratio's upper bound (2.2) is not yet within 2.
+        ({"maxRatioToStable": 2}, (970, 30), (980, 20), "Inconclusive"),
         ({"maxRatioToStable": 2}, (900, 100), (980, 20), "Failed"),
         # Stable at 0 errors: only the threshold applies when there is one...
         ({"threshold": 0.05, "maxRatioToStable": 2}, (990, 10), (1000, 0), "Successful"),
         # ...and without one, the ratio bound is 0.
-        ({"maxRatioToStable": 2}, (990, 10), (1000, 0), "Failed"),
+        ({"maxRatioToStable": 2}, (980, 20), (1000, 0), "Failed"),
+        # Too few canary requests to show 0 errors is within 5 %, and no evidence it is worse.
         ({"threshold": 0.05}, (20, 0), (1000, 0), "Inconclusive"),
+        # Every 5xx on the canary, but stable has 10 requests: not significant.
         ({"maxRatioToStable": 2}, (990, 10), (10, 0), "Inconclusive"),
+        # Over the threshold but no worse than stable: not the canary's fault, never a rollback.
+        ({"threshold": 0.01}, (970, 30), (2910, 90), "Inconclusive"),
     ],
 )
 def test_error_rate(
@@ -65,31 +72,49 @@ def test_error_rate(
     assert found == verdict, message
 
 
-def test_error_rate_failure_names_value_threshold_and_query() -> None:
-    verdict, message, value = run(
-        metric(builtin="error-rate", threshold=0.05), value=requests((80, 20), (100, 0))
-    )
-    assert (verdict, value) == ("Failed", 0.2)
-    assert "0.2 > 0.05 (threshold 0.05" in message
+def test_one_error_in_75_is_not_a_failure() -> None:
+    """The old judge failed this (1.33 % > 1 %); it is no evidence against the canary."""
+    verdict, message, _ = run(metric(builtin="error-rate", threshold=0.01), value=requests((74, 1), (225, 0)))
+    assert verdict == "Inconclusive", message
 
 
-def test_latency_relative_to_stable() -> None:
-    effective = metric(builtin="latency-p95", maxRatioToStable=1.2)
-    assert run(effective, value=by_track(0.11, 0.1), samples=by_track(500, 500))[0] == "Successful"
-    verdict, message, _ = run(effective, value=by_track(0.3, 0.1), samples=by_track(500, 500))
-    assert verdict == "Failed"
-    assert "1.2 x stable 0.1" in message
+def test_undecided_says_how_much_more_traffic_it_needs() -> None:
+    effective = metric(builtin="error-rate", threshold=0.05)
+    judgement = judge(effective, plan_queries(effective, CONTEXT), {"value": requests((20, 0), (1000, 0))})
+    assert judgement.test is not None
+    # 0 errors in n: the Clopper-Pearson 90 % upper bound is 1 - 0.1^(1/n), within 5 % from n = 45.
+    needed = math.ceil(math.log(0.1) / math.log(0.95))
+    assert judgement.test.more_canary_samples == needed - 20
+    assert f"about {needed - 20} more canary samples" in judgement.message
 
 
-def test_latency_nan_is_inconclusive_not_zero() -> None:
-    effective = metric(builtin="latency-p95", threshold=0.5)
-    verdict, message, value = run(effective, value=by_track(math.nan, 0.1), samples=by_track(500, 500))
-    assert (verdict, value) == ("Inconclusive", None)
-    assert "NaN" in message
+def test_error_rate_failure_names_value_bound_test_and_query() -> None:
+    effective = metric(builtin="error-rate", threshold=0.05)
+    judgement = judge(effective, plan_queries(effective, CONTEXT), {"value": requests((80, 20), (100, 0))})
+    assert (judgement.verdict, judgement.value, judgement.threshold) == ("Failed", 0.2, 0.05)
+    assert judgement.test is not None
+    assert judgement.test.decision == "Worse" and judgement.test.test == "fisher-exact"
+    assert judgement.test.p_value <= judgement.test.alpha
+    assert (judgement.test.canary_samples, judgement.test.stable_samples) == (100, 100)
+    assert "worse than stable: 5xx share (stable 0) 0.2" in judgement.message
+    assert "bound 0.05" in judgement.message
 
 
-def predictions(canary: list[float], stable: list[float]) -> QueryResult:
-    bounds = ["0.5", "1.0", "+Inf"]
+def test_error_rate_pools_windows() -> None:
+    """No window alone shows 0 errors within 5 %, the pooled evidence does; and the pooled
+    counts are the sum of the windows'."""
+    effective = metric(builtin="error-rate", threshold=0.05)
+    queries = plan_queries(effective, CONTEXT)
+    first = judge(effective, queries, {"value": requests((30, 0), (90, 0))})
+    assert first.verdict == "Inconclusive" and first.evidence is not None
+    second = judge(effective, queries, {"value": requests((30, 0), (90, 0))}, prior=first.evidence)
+    assert second.verdict == "Successful", second.message
+    assert second.test is not None and second.test.canary_samples == 60
+    assert second.test.alpha_spent == pytest.approx(2 * effective.alpha)
+
+
+def histogram(bounds: list[str], canary: list[float], stable: list[float]) -> QueryResult:
+    """Cumulative `le` bucket increases per track; bounds end with +Inf."""
     return QueryResult(
         kind="vector",
         samples=tuple(
@@ -100,14 +125,63 @@ def predictions(canary: list[float], stable: list[float]) -> QueryResult:
     )
 
 
+LATENCY_LE = ["0.01", "0.02", "0.04", "0.08", "+Inf"]
+
+
+def test_latency_relative_to_stable() -> None:
+    effective = metric(builtin="latency-p95", maxRatioToStable=1.5)
+    same = histogram(LATENCY_LE, [100, 300, 390, 400, 400], [300, 900, 1170, 1200, 1200])
+    assert run(effective, value=same)[0] == "Successful"
+    slower = histogram(LATENCY_LE, [0, 20, 100, 380, 400], [300, 900, 1170, 1200, 1200])
+    verdict, message, value = run(effective, value=slower)
+    assert verdict == "Failed", message
+    assert value is not None and value > 1.5
+    assert "mann-whitney" in message
+
+
+def test_latency_absolute_uses_a_confidence_bound() -> None:
+    effective = metric(builtin="latency-p95", threshold=0.04)
+    # The canary's point p95 is just above 40 ms, but 50 requests can't put its lower bound there.
+    borderline = histogram(LATENCY_LE, [5, 15, 47, 50, 50], [60, 180, 285, 300, 300])
+    assert run(effective, value=borderline)[0] == "Inconclusive"
+    slow = histogram(LATENCY_LE, [0, 0, 10, 400, 400], [300, 900, 1170, 1200, 1200])
+    assert run(effective, value=slow)[0] == "Failed"
+
+
+def test_latency_without_canary_traffic_is_undecided() -> None:
+    effective = metric(builtin="latency-p95", threshold=0.5)
+    verdict, message, value = run(effective, value=histogram(LATENCY_LE, [0, 0, 0, 0, 0], [1, 2, 3, 4, 4]))
+    assert (verdict, value) == ("Inconclusive", None), message
+
+
+def test_histograms_with_different_buckets_are_an_error() -> None:
+    effective = metric(builtin="latency-p95", threshold=0.5)
+    result = QueryResult(
+        kind="vector",
+        samples=(
+            Sample(labels={"track": "canary", "le": "0.1"}, value=1),
+            Sample(labels={"track": "canary", "le": "+Inf"}, value=1),
+            Sample(labels={"track": "stable", "le": "0.2"}, value=1),
+            Sample(labels={"track": "stable", "le": "+Inf"}, value=1),
+        ),
+    )
+    verdict, message, _ = run(effective, value=result)
+    assert verdict == "Error"
+    assert "different buckets" in message
+
+
+PREDICTION_LE = ["0.5", "1.0", "+Inf"]
+
+
 def test_drift() -> None:
     effective = metric(builtin="prediction-drift", threshold=0.2)
-    assert run(effective, value=predictions([50, 100, 100], [52, 100, 100]))[0] == "Successful"
-    verdict, message, value = run(effective, value=predictions([10, 100, 100], [90, 100, 100]))
-    assert verdict == "Failed"
+    assert run(effective, value=histogram(PREDICTION_LE, [50, 100, 100], [52, 100, 100]))[0] == "Successful"
+    verdict, message, value = run(effective, value=histogram(PREDICTION_LE, [10, 100, 100], [90, 100, 100]))
+    assert verdict == "Failed", message
     assert value is not None and value > 0.2
-    assert "KS 0.8000" in message
-    assert run(effective, value=predictions([5, 10, 10], [90, 100, 100]))[0] == "Inconclusive"
+    assert "KS 0.800" in message
+    few = histogram(PREDICTION_LE, [5, 10, 10], [90, 100, 100])
+    assert run(effective, value=few)[0] == "Inconclusive"
 
 
 @pytest.mark.parametrize(

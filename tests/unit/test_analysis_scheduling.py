@@ -44,7 +44,7 @@ def test_a_builtin_waits_one_interval_for_its_window_to_fill_a_query_does_not() 
 
 def test_next_measurement_one_interval_after_the_last() -> None:
     effective = metric("m", interval="30s")
-    result = measured("m", ("Successful", 0))
+    result = measured("m", ("Inconclusive", 0))
     assert due_metrics([effective], [result], T0, T0 + timedelta(seconds=29)) == []
     assert due_metrics([effective], [result], T0, T0 + timedelta(seconds=30)) == [effective]
 
@@ -56,7 +56,8 @@ def test_an_error_is_retried_sooner() -> None:
 
 def test_a_decided_metric_is_never_due_again() -> None:
     effective = metric("m", count=2)
-    done = measured("m", ("Successful", 0), ("Successful", 60))
+    # A builtin is decided by its first Successful measurement (its pooled evidence passed).
+    done = measured("m", ("Inconclusive", 0), ("Successful", 60))
     failed = measured("m", ("Failed", 0))
     assert next_measurement_time(effective, done, T0) is None
     assert next_measurement_time(effective, failed, T0) is None
@@ -65,5 +66,5 @@ def test_a_decided_metric_is_never_due_again() -> None:
 
 def test_wakeup_is_the_earliest_due_time() -> None:
     a, b = metric("a", interval="30s"), metric("b", interval="10s")
-    results = [measured("a", ("Successful", 5)), measured("b", ("Successful", 0))]
+    results = [measured("a", ("Inconclusive", 5)), measured("b", ("Inconclusive", 0))]
     assert next_wakeup([a, b], results, T0) == T0 + timedelta(seconds=10)

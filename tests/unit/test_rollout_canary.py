@@ -156,8 +156,9 @@ def analysed(*steps: dict[str, Any], on_failure: str = "Rollback") -> World:
 def test_successful_analysis_moves_on() -> None:
     world = analysed({"setWeight": 25}, {"analysis": {}}, {"setWeight": 50}, {"pause": {}})
     assert run_named(world, "Step")["phase"] == "Running"
-    world.tick(seconds=30, measurements=measurements(world, "Successful", "Step"))
+    world.tick(seconds=30, measurements=measurements(world, "Inconclusive", "Step"))
     assert world.status["currentStepIndex"] == 1
+    # A builtin's measurement judges the evidence pooled so far: one Successful decides it.
     world.tick(seconds=30, measurements=measurements(world, "Successful", "Step"))
     assert run_named(world, "Step")["phase"] == "Successful"
     assert world.status["message"] == "waiting for promote at step 4/4"
