@@ -45,10 +45,11 @@ def say(text: str) -> None:
 
 
 def model_deployment(name: str, uri: str) -> dict[str, Any]:
+    # The README's metrics and defaults: each analysis pools its windows and stops once decided.
     metrics = [
-        {"name": "errors", "builtin": "error-rate", "threshold": 0.05, "minSamples": 30},
-        {"name": "latency", "builtin": "latency-p95", "maxRatioToStable": 3.0, "minSamples": 30},
-        {"name": "drift", "builtin": "prediction-drift", "threshold": 0.5, "minSamples": 30},
+        {"name": "errors", "builtin": "error-rate", "threshold": 0.02},
+        {"name": "latency", "builtin": "latency-p95", "maxRatioToStable": 1.5},
+        {"name": "drift", "builtin": "prediction-drift", "threshold": 0.25},
     ]
     return {
         "apiVersion": "modelramp.dev/v1alpha1",
@@ -67,7 +68,7 @@ def model_deployment(name: str, uri: str) -> dict[str, Any]:
                     ]
                 }
             },
-            "analysis": {"interval": "10s", "count": 2, "metrics": metrics},
+            "analysis": {"interval": "10s", "metrics": metrics},
         },
     }
 

@@ -6,7 +6,8 @@ Effect and bound: with `maxRatioToStable`, the ratio of the canary's p95 to stab
 inside the buckets, as histogram_quantile does), bounded by distribution-free order-statistic
 bounds on each p95; with `threshold`, the canary's p95 itself, which fails only when its *lower*
 confidence bound is above the threshold (a point estimate from 50 requests jumps a bucket at
-random). Showing a p95 within bound needs the quantile's order statistics to be resolved: about
+random), read at its bucket's lower edge so the interpolation can't inflate it. Showing a p95
+within bound needs the quantile's order statistics to be resolved: about
 100 canary requests for a ratio bound of 1.5 with stable at 3x the traffic.
 """
 
@@ -16,7 +17,12 @@ import math
 
 from modelramp.operator.analysis import sequential
 from modelramp.operator.analysis.evidence import buckets
-from modelramp.operator.analysis.statistics import histogram_quantile, mann_whitney_greater, quantile_bounds
+from modelramp.operator.analysis.statistics import (
+    histogram_quantile,
+    mann_whitney_greater,
+    quantile_bounds,
+    quantile_lower_edge,
+)
 from modelramp.operator.api.analysis import EffectiveMetric
 from modelramp.operator.api.status import Evidence, TestOutcome
 
@@ -36,7 +42,9 @@ def assess(metric: EffectiveMetric, evidence: Evidence) -> TestOutcome:
     low_s, up_s = quantile_bounds(evidence.bounds, stable, QUANTILE, each)
     beyond, within = False, True
     if threshold is not None:
-        beyond = beyond or (not math.isnan(low_c) and low_c > threshold)
+        edge = quantile_lower_edge(evidence.bounds, canary, QUANTILE, metric.success_confidence)
+        # The order statistic lies inside its bucket, above the edge: an edge at the threshold counts.
+        beyond = beyond or (not math.isnan(edge) and edge >= threshold)
         within = within and not math.isnan(up_c) and up_c <= threshold
     if ratio is not None:
         point = _ratio(p95_c, p95_s)

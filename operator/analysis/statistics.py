@@ -221,6 +221,20 @@ def quantile_bounds(
     return lower, upper
 
 
+def quantile_lower_edge(bounds: Sequence[float], counts: Counts, q: float, confidence: float) -> float:
+    """A lower bound on the q-quantile that the buckets can't inflate: the lower edge of the bucket
+    holding the lower order statistic. Interpolating inside the bucket reads values too high where
+    the density falls across it (a latency tail), so a bound that fails a canary uses the edge."""
+    n = whole(float(counts.sum()))
+    if n == 0:
+        return math.nan
+    rank, _ = _order_statistic_ranks(n, q, confidence)
+    if rank < 1:
+        return 0.0
+    index = min(int(np.searchsorted(np.cumsum(counts), rank, side="left")), len(counts) - 1)
+    return 0.0 if index == 0 else float(bounds[index - 1])
+
+
 def _order_statistic_ranks(n: int, q: float, confidence: float) -> tuple[float, float]:
     """1-based ranks (lower, upper) whose order statistics bound the q-quantile with `confidence`
     each: the number of values below the quantile is Binomial(n, q)."""

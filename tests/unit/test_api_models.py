@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from support.api_documents import INVALID, SAMPLES, InvalidDocument, load_invalid, load_yaml
 
 from modelramp.operator import api
+from modelramp.operator.api import analysis as analysis_api
 from modelramp.operator.api.base import ApiModel
 
 
@@ -163,7 +164,11 @@ def test_effective_metric_takes_unset_limits_from_spec_analysis() -> None:
 def test_effective_metric_without_spec_analysis_uses_argo_like_defaults() -> None:
     effective = api.effective_metric(api.Metric(name="e", builtin="error-rate", threshold=0.1), None)
     assert (effective.interval_seconds, effective.failure_limit, effective.inconclusive_limit) == (60, 0, 0)
-    assert (effective.consecutive_error_limit, effective.count) == (4, None)
+    assert (effective.consecutive_error_limit, effective.count) == (4, analysis_api.DEFAULT_COUNT)
+    # A lone builtin has the whole false-rollback budget, spread over its measurements.
+    assert effective.alpha == pytest.approx(
+        analysis_api.DEFAULT_FALSE_ROLLBACK_RATE / analysis_api.DEFAULT_COUNT
+    )
 
 
 def test_analysis_without_metrics_uses_spec_analysis_metrics() -> None:

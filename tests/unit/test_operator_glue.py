@@ -196,3 +196,60 @@ def test_status_tree_marks_done_current_and_pending_steps() -> None:
     assert "Requests:  abort" in tree
     assert "CanaryPauseStep since 2026-01-02 03:04:05Z" in tree
     assert "Normal StepStarted: pause" in tree
+
+
+def test_status_shows_one_line_per_metric_and_queries_only_when_verbose() -> None:
+    test = {
+        "test": "fisher-exact",
+        "pValue": 1.0,
+        "alpha": 0.00017,
+        "alphaSpent": 0.00083,
+        "effect": "5xx share (stable 0.00133)",
+        "value": 0.0,
+        "lower": 0.0,
+        "upper": 0.0092,
+        "confidence": 0.9,
+        "bound": 0.02,
+        "canarySamples": 250,
+        "stableSamples": 750,
+        "decision": "WithinBound",
+    }
+    query = 'sum by (track, code) (increase(modelramp_requests_total{namespace="ns"}[1m]))'
+    md = ModelDeployment.model_validate(
+        {
+            "metadata": {"name": "web", "namespace": "ns"},
+            "spec": {
+                "model": {"uri": "file:///m/b.pt", "format": "torchscript"},
+                "strategy": {"canary": {"steps": [{"setWeight": 20}, {"analysis": {}}]}},
+                "analysis": {"metrics": [{"name": "errors", "builtin": "error-rate", "threshold": 0.02}]},
+            },
+            "status": {
+                "phase": "Progressing",
+                "analysisRuns": [
+                    {
+                        "name": "step-1-bbb",
+                        "kind": "Step",
+                        "revision": "bbb",
+                        "phase": "Successful",
+                        "metrics": [{"name": "errors", "phase": "Successful", "count": 5, "test": test}],
+                    }
+                ],
+                "measurements": [
+                    {
+                        "metric": "errors",
+                        "analysis": "step-1-bbb",
+                        "verdict": "Successful",
+                        "time": "2026-01-02T03:04:05Z",
+                        "query": query,
+                        "message": f"errors: within bound; query: {query}",
+                    }
+                ],
+            },
+        }
+    )
+    short, verbose = render_status(md), render_status(md, verbose=True)
+    line = next(line for line in short.splitlines() if "errors: Successful" in line)
+    assert "WithinBound: 5xx share (stable 0.00133) 0 [0, 0.0092] vs bound 0.02" in line
+    assert "fisher-exact p=1 (alpha 0.00017, spent 0.00083); 250/750 canary/stable samples" in line
+    assert query not in short
+    assert query in verbose

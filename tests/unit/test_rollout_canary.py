@@ -419,6 +419,9 @@ def test_an_analysis_that_errored_is_measured_again_and_the_rollout_carries_on_b
 
 def test_an_inconclusive_analysis_is_not_retried_it_waits_for_a_human() -> None:
     world = analysed({"setWeight": 25}, {"analysis": {}}, {"pause": {}})
+    # A builtin undecided after its `count` (2) measurements ends Inconclusive.
+    world.tick(seconds=30, measurements=measurements(world, "Inconclusive", "Step"))
+    assert world.status["phase"] == "Progressing"
     world.tick(seconds=30, measurements=measurements(world, "Inconclusive", "Step"))
     assert world.status["phase"] == "Paused"
     for _ in range(5):
@@ -431,7 +434,7 @@ def test_requeue_follows_the_analysis_schedule() -> None:
     world = analysed({"setWeight": 25}, {"analysis": {}}, {"pause": {}})
     # A builtin metric's first measurement waits one interval, for its window to fill with traffic.
     assert world.outputs[-1].requeue_after == 30
-    out = world.tick(seconds=0, measurements=measurements(world, "Successful", "Step"))
+    out = world.tick(seconds=0, measurements=measurements(world, "Inconclusive", "Step"))
     assert out.requeue_after == 30  # the metric's interval
 
 

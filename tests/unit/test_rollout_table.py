@@ -69,7 +69,9 @@ def analysing() -> World:
 
 
 def inconclusive() -> World:
+    """A builtin still undecided after its `count` (2) measurements."""
     world = analysing()
+    world.tick(measurements=measurements(world, "Inconclusive"))
     world.tick(measurements=measurements(world, "Inconclusive"))
     return world
 
