@@ -21,6 +21,8 @@ from pydantic import ValidationError
 from modelramp.operator.api import API_VERSION, KIND, ModelDeployment, ModelDeploymentStatus
 from modelramp.operator.api.spec import CanaryStep
 from modelramp.operator.kube import Kube, KubeError, connect
+from modelramp.operator.rollout.objects import backends_of
+from modelramp.operator.routers.registry import router_for
 
 FIELD_MANAGER = "modelramp-cli"
 
@@ -191,11 +193,10 @@ def render_status(md: ModelDeployment, events: Sequence[dict[str, Any]] = ()) ->
 
 
 def _router(md: ModelDeployment) -> str:
-    gateway = md.spec.traffic_routing.gateway_api
-    if gateway is not None:
-        return f"gatewayAPI HTTPRoute {gateway.namespace or md.metadata.namespace}/{gateway.http_route}"
+    """The trafficRouting field and the objects its router reads, e.g. `gatewayAPI HTTPRoute ns/web`."""
     wire = md.spec.traffic_routing.model_dump(by_alias=True, exclude_none=True)
-    return ", ".join(wire) or "replicaRatio"
+    objects = router_for(md.spec.traffic_routing, backends_of(md)).reads()
+    return " ".join([", ".join(wire) or "replicaRatio", ", ".join(str(ref) for ref in objects)]).strip()
 
 
 def _model(model: Any, revision: str | None) -> str:
