@@ -430,15 +430,6 @@ class ReplicaRatioRouting(ApiModel):
     """No mesh: one Service selects both tracks, so traffic follows the ratio of ready pods."""
 
 
-class GatewayApiRouting(ApiModel):
-    """Gateway API: the operator sets the weights of the stable and canary backendRefs of an HTTPRoute."""
-
-    http_route: ObjectName = Field(description="Name of the HTTPRoute.")
-    namespace: DnsLabel | None = Field(
-        default=None, description="Namespace of the HTTPRoute; defaults to the ModelDeployment's."
-    )
-
-
 # An HTTP header name (an RFC 9110 token) and a cookie name (an RFC 6265 token).
 HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", max_length=256)]
 CookieName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", max_length=256)]
@@ -450,6 +441,31 @@ class HeaderMatch(ApiModel):
     name: HeaderName = Field(description="Header name, e.g. x-canary.")
     value: Annotated[str, StringConstraints(min_length=1, max_length=1024)] = Field(
         description="The exact value, e.g. always."
+    )
+
+
+class GatewayApiRouting(ApiModel):
+    """Gateway API: the operator sets the weights of the stable and canary backendRefs of an HTTPRoute."""
+
+    http_route: ObjectName = Field(description="Name of the HTTPRoute.")
+    namespace: DnsLabel | None = Field(
+        default=None, description="Namespace of the HTTPRoute; defaults to the ModelDeployment's."
+    )
+    canary_header: HeaderMatch | None = Field(
+        default=None,
+        description=(
+            "While a rollout runs, requests with this header go to the canary whatever its weight "
+            "(a rule of its own beside each rule, its matches plus the header)."
+        ),
+    )
+    mirror_percent: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description=(
+            "While a rollout runs, copy this percentage of every rule's requests to the canary "
+            "(a RequestMirror filter); the copies' responses are discarded."
+        ),
     )
 
 

@@ -3,7 +3,7 @@
 One tick: fold the glue's measurements into the running analyses, then apply transitions until
 none applies (so the same input always yields the same output, and feeding the output status back
 in with the same observations changes nothing and emits nothing), describe the result (phase,
-conditions, an event per phase change), and build the objects, the route patch and the requeue
+conditions, an event per phase change), and build the objects, the router's writes and the requeue
 delay from it. No I/O, no clock, no randomness.
 """
 

@@ -25,6 +25,7 @@ from support.operator import (
     healthy,
     http_route,
     ingress,
+    route_weights,
     virtual_service,
     wait_for,
     with_model,
@@ -156,6 +157,44 @@ def test_istio_destination_rule_subsets_carry_the_weights(
         "subsets back at 100/0",
         lambda: destinations(http_routes(mds)["primary"]) == [("web/stable", 100), ("web/canary", 0)],
     )
+
+
+def test_gateway_header_rule_and_mirror_filter_are_written_and_restored_on_abort(
+    operator: OperatorProcess, mds: ModelDeployments
+) -> None:
+    mds.apply(http_route("web-route"))
+    user_rule = mds.route("web-route")["spec"]["rules"][0]
+    routing = {"gatewayAPI": {"httpRoute": "web-route", "canaryHeader": HEADER, "mirrorPercent": 50}}
+    body = canary_md([{"setWeight": 20}, {"pause": {}}], trafficRouting=routing)
+    mds.apply(body)
+    healthy(mds)
+    mds.apply(with_model(body, V2))
+    at_step(mds, 1, 20)
+    wait_for("the header rule", lambda: len(mds.route("web-route")["spec"]["rules"]) == 2)
+    header, rule = mds.route("web-route")["spec"]["rules"]
+    assert header["name"] == "web-canary-header-0"
+    assert header["matches"] == [
+        {**user_rule["matches"][0], "headers": [{"type": "Exact", "name": "x-canary", "value": "always"}]}
+    ]
+    assert [ref["name"] for ref in header["backendRefs"]] == ["web-canary"]
+    mirror = {
+        "type": "RequestMirror",
+        "requestMirror": {
+            "backendRef": {"group": "", "kind": "Service", "name": "web-canary", "port": 80},
+            "percent": 50,
+        },
+    }
+    assert rule["filters"] == [*user_rule["filters"], mirror]
+    assert [(ref["name"], ref["weight"]) for ref in rule["backendRefs"]] == [
+        ("web-stable", 80),
+        ("web-canary", 20),
+    ]
+
+    mds.cli("abort", "web")
+    wait_for("the route restored", lambda: len(mds.route("web-route")["spec"]["rules"]) == 1)
+    (restored,) = mds.route("web-route")["spec"]["rules"]
+    assert restored["filters"] == user_rule["filters"] and restored["matches"] == user_rule["matches"]
+    wait_for("route at 100/0", lambda: route_weights(mds.route("web-route"), "web") == (100, 0))
 
 
 def canary_ingress(mds: ModelDeployments) -> dict[str, Any] | None:

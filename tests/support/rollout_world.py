@@ -145,6 +145,13 @@ def routing_objects() -> list[dict[str, Any]]:
 ROUTINGS: dict[str, dict[str, Any] | None] = {
     "ratio": None,
     "gateway": {"gatewayAPI": {"httpRoute": "web"}},
+    "gateway-matches": {
+        "gatewayAPI": {
+            "httpRoute": "web",
+            "canaryHeader": {"name": "x-canary", "value": "always"},
+            "mirrorPercent": 30,
+        }
+    },
     "istio": {
         "istio": {
             "virtualService": "web",

@@ -23,7 +23,6 @@ from support.rollout_world import (
 
 from modelramp.operator.api.spec import TrafficRouting
 from modelramp.operator.routers.base import Backends, Reads, RoutingRead, Traffic, TrafficRouter, Weights
-from modelramp.operator.routers.gateway_api import route_weights
 from modelramp.operator.routers.pods import (
     dynamic_stable_pods,
     ratio_canary_pods,
@@ -128,7 +127,45 @@ def test_gateway_leaves_the_users_fields_alone() -> None:
 def test_gateway_reads_weights(refs: list[dict[str, Any]], expected: Weights | None) -> None:
     route = httproute()
     route["spec"]["rules"][0]["backendRefs"] = refs
-    assert route_weights(route, BACKENDS) == expected
+    r = router("gateway")
+    live = r.in_effect(reads_of(r, [route]), Traffic(0))
+    assert (None if live is None else Weights.of_canary(live.weight)) == expected
+
+
+def test_gateway_header_rule_and_mirror_filter() -> None:
+    r = router("gateway-matches")
+    route = httproute()
+    keep = {"type": "RequestHeaderModifier", "requestHeaderModifier": {"add": [{"name": "a", "value": "b"}]}}
+    route["spec"]["rules"][0]["filters"] = [keep]
+    (ref,) = r.reads()
+    body = written(r, reads_of(r, [route]), Traffic(10, True))[ref].body
+    assert body is not None
+    header, rule = body["spec"]["rules"]
+    assert header["name"] == "md-canary-header-0"
+    assert header["matches"] == [
+        {
+            "path": {"type": "PathPrefix", "value": "/v2"},
+            "headers": [{"type": "Exact", "name": "x-canary", "value": "always"}],
+        }
+    ]
+    assert header["filters"] == [keep]  # the user's filters apply to the canary's requests too
+    assert header["backendRefs"] == [
+        {"group": "", "kind": "Service", "name": "md-canary", "port": 80, "weight": 1}
+    ]
+    assert rule["filters"] == [
+        keep,
+        {
+            "type": "RequestMirror",
+            "requestMirror": {
+                "backendRef": {"group": "", "kind": "Service", "name": "md-canary", "port": 80},
+                "percent": 30,
+            },
+        },
+    ]
+    restored = written(r, {ref: RoutingRead(ref=ref, body=body)}, Traffic(0))[ref].body
+    assert restored is not None
+    (only,) = restored["spec"]["rules"]
+    assert only["filters"] == [keep] and only["matches"] == route["spec"]["rules"][0]["matches"]
 
 
 def test_istio_weights_header_route_and_mirror_on_the_named_route_only() -> None:
