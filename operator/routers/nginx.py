@@ -139,8 +139,8 @@ class NginxRouter(SplittingRouter):
         if stable is None or canary is None or self.problem(reads):
             return None
         desired = self._manifest(stable, published)
-        if canary.get("spec", {}).get("rules") != desired["spec"]["rules"]:
-            return None  # the stable Ingress's paths changed: the canary's must follow
+        if canary.get("spec") != desired["spec"]:
+            return None  # the stable Ingress's paths or class changed: the canary's must follow
         annotations = canary["metadata"].get("annotations") or {}
         if annotations.get(CANARY) != "true" or not annotations.get(WEIGHT, "").isdigit():
             return None

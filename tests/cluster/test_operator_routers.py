@@ -8,6 +8,8 @@ tests check objects, not HTTP traffic."""
 from __future__ import annotations
 
 import copy
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,16 @@ def read(
         if error.status == 404:  # the operator hasn't created it yet
             return None
         raise
+
+
+def assert_left_alone(read: Callable[[], dict[str, Any] | None], seconds: float = 3.0) -> None:
+    """Once it gives what is wanted, the operator writes the object no more (what it wrote reads
+    back as written, server defaults and all)."""
+    before = read()
+    time.sleep(seconds)
+    after = read()
+    assert before is not None and after is not None
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], "rewritten"
 
 
 def service(mds: ModelDeployments, name: str = "web-vs") -> dict[str, Any]:
@@ -106,6 +118,7 @@ def test_istio_weights_header_route_and_mirror_are_written_and_restored_on_abort
         lambda: destinations(http_routes(mds)["primary"]) == [("web-stable", 100), ("web-canary", 0)],
     )
     assert "mirror" not in http_routes(mds)["primary"] and "web-canary-header-primary" not in http_routes(mds)
+    assert_left_alone(lambda: service(mds))
 
     mds.apply(with_model(body, V2))
     at_step(mds, 1, 20)
@@ -219,6 +232,7 @@ def test_nginx_canary_ingress_weight_header_and_cookie_are_written_and_restored_
     healthy(mds)
     idle = {"canary": "true", "canary-weight": "0"}
     wait_for("the canary Ingress at weight 0", lambda: canary_annotations(mds) == idle)
+    assert_left_alone(lambda: canary_ingress(mds))
     canary = canary_ingress(mds)
     assert canary is not None
     assert [ref["uid"] for ref in canary["metadata"]["ownerReferences"]] == [
