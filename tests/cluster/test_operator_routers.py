@@ -258,7 +258,8 @@ def test_nginx_canary_ingress_weight_header_and_cookie_are_written_and_restored_
     mds.cli("abort", "web")
     wait_for("the canary Ingress restored", lambda: canary_annotations(mds) == idle)
     stable = read(mds, "networking.k8s.io/v1", "ingresses", "web-ing")
-    assert stable["spec"] == stable_before and stable["metadata"]["annotations"] == {"owner": "alice"}
+    assert stable["spec"] == stable_before and stable["metadata"]["annotations"]["owner"] == "alice"
+    assert not [key for key in stable["metadata"]["annotations"] if key.startswith(PREFIX)]
 
 
 # --- every sample becomes Healthy ------------------------------------------------------------------
