@@ -12,6 +12,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 name=${MODELRAMP_CLUSTER:-modelramp}
 gateway_api_version=v1.4.0
+# Istio's API module (istio.io/api) carries the CRDs istioctl installs; its networking.istio.io ones
+# (VirtualService, DestinationRule, ...) are what the Istio router reads and writes.
+istio_api_version=v1.28.0
 # Cluster state lives beside the checkout so two clones never share (or delete) one cluster.
 export KWOK_WORKDIR="$root/.cache/kwok"
 kubeconfig=${MODELRAMP_KUBECONFIG:-$root/.cache/kubeconfig}
@@ -39,6 +42,16 @@ gateway_api_crds() {
   echo "$dir/config/crd/standard"
 }
 
+# The networking.istio.io CRDs of istio.io/api, without the rest of Istio's (one YAML stream).
+istio_crds() {
+  local dir
+  dir=$(cd "$root/hack/kwok" && GOTOOLCHAIN=local GOFLAGS=-mod=mod \
+    go mod download -json "istio.io/api@$istio_api_version" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  awk 'BEGIN { RS = "\n---\n"; ORS = "\n---\n" } /\n  group: networking\.istio\.io\n/' \
+    "$dir/kubernetes/customresourcedefinitions.gen.yaml"
+}
+
 up() {
   bins
   mkdir -p "$root/.cache" "$(dirname "$kubeconfig")"
@@ -61,6 +74,7 @@ up() {
   mv "$kubeconfig.tmp" "$kubeconfig"
   kubectl apply --server-side -f "$root/hack/cluster/nodes.yaml" >/dev/null
   kubectl apply --server-side -f "$(gateway_api_crds)" >/dev/null
+  istio_crds | kubectl apply --server-side -f - >/dev/null
   kubectl wait --for=condition=Ready node --all --timeout=60s >/dev/null
   kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
   # Pods need the default ServiceAccount, which the controller-manager creates asynchronously.

@@ -22,6 +22,8 @@ from modelramp.operator.api import API_VERSION, KIND, ModelDeployment, ModelDepl
 from modelramp.operator.api.spec import CanaryStep
 from modelramp.operator.api.status import MetricResult
 from modelramp.operator.kube import Kube, KubeError, connect
+from modelramp.operator.rollout.objects import backends_of
+from modelramp.operator.routers.registry import router_for
 
 FIELD_MANAGER = "modelramp-cli"
 
@@ -194,11 +196,10 @@ def render_status(
 
 
 def _router(md: ModelDeployment) -> str:
-    gateway = md.spec.traffic_routing.gateway_api
-    if gateway is not None:
-        return f"gatewayAPI HTTPRoute {gateway.namespace or md.metadata.namespace}/{gateway.http_route}"
+    """The trafficRouting field and the objects its router reads, e.g. `gatewayAPI HTTPRoute ns/web`."""
     wire = md.spec.traffic_routing.model_dump(by_alias=True, exclude_none=True)
-    return ", ".join(wire) or "replicaRatio"
+    objects = router_for(md.spec.traffic_routing, backends_of(md)).reads()
+    return " ".join([", ".join(wire) or "replicaRatio", ", ".join(str(ref) for ref in objects)]).strip()
 
 
 def _model(model: Any, revision: str | None) -> str:

@@ -1,11 +1,13 @@
 """One reconcile of one ModelDeployment, and the loop that repeats it when something changes.
 
 A reconcile observes (the ModelDeployment and its owned objects from the watch cache, the
-HTTPRoute from the API server), takes the analysis measurements that are due, asks the pure
-engine (`rollout.reconcile`) what to do, and does it: apply the owned objects, set the route's
-weights, delete, write status, post Events. It writes nothing when nothing changed: a manifest
-whose hash the live object already carries is not applied again, route weights already in place
-are not written, and status is patched only when it differs, guarded by the resourceVersion it
+objects its traffic router reads from the API server), takes the analysis measurements that are
+due, asks the pure engine (`rollout.reconcile`) what to do, and does it: apply the owned objects,
+make the router's writes, delete, write status, post Events. It holds only the router interface
+(`routers.base.TrafficRouter`): what to read and what to write are the router's. It writes
+nothing when nothing changed: a manifest whose hash the live object already carries is not
+applied again, the router asks for no write when it already gives the traffic wanted, and status
+is patched only when it differs, guarded by the resourceVersion it
 was computed from (a user's `modelramp abort` written meanwhile is never lost: the write fails
 with a conflict and the reconcile runs again on the new status). Events are posted only with the
 status change that caused them, so a restarted operator never repeats one.
@@ -55,13 +57,14 @@ from modelramp.operator.rollout.model import (
     ReconcileOutput,
     Track,
 )
-from modelramp.operator.rollout.objects import REVISION_LABEL, TRACK_LABEL
+from modelramp.operator.rollout.objects import REVISION_LABEL, TRACK_LABEL, backends_of
 from modelramp.operator.rollout.runs import effective_metrics
+from modelramp.operator.routers.base import ObjectRef, RoutingRead, RoutingWrite
+from modelramp.operator.routers.registry import router_for
 
 log = logging.getLogger(__name__)
 
 APPLIED_HASH: Final = "modelramp.dev/applied-hash"
-HTTPROUTE_API_VERSION: Final = "gateway.networking.k8s.io/v1"
 CONFLICT_RETRY_SECONDS: Final = 0.2
 MAX_BACKOFF_SECONDS: Final = 60.0
 
@@ -175,7 +178,7 @@ class Controller:
             )
             out = admission.finish(reconcile(view))
         try:
-            changed = self._apply(key, out, observed)
+            changed = self._apply(key, out)
             wrote = self._write_status(body, md.status, out.status)
         except Conflict:
             # Someone changed the route or the ModelDeployment meanwhile: decide again on what is there.
@@ -193,19 +196,15 @@ class Controller:
             observed = observe_deployment(raw)
             if observed is not None:
                 deployments[observed.track] = observed
-        route: Json | None = None
-        route_error: str | None = None
-        gateway = md.spec.traffic_routing.gateway_api
-        if gateway is not None:
-            namespace = gateway.namespace or key.namespace
-            try:
-                route = self.kube.get(HTTPROUTE_API_VERSION, "HTTPRoute", namespace, gateway.http_route)
-            except KubeError as error:
-                route_error = f"HTTPRoute {namespace}/{gateway.http_route} could not be read: {error}"
-            else:
-                if route is None:
-                    route_error = f"HTTPRoute {namespace}/{gateway.http_route} not found"
-        return Observed(deployments=deployments, route=route, route_error=route_error)
+        router = router_for(md.spec.traffic_routing, backends_of(md))
+        return Observed(deployments=deployments, routing=[self._read(ref) for ref in router.reads()])
+
+    def _read(self, ref: ObjectRef) -> RoutingRead:
+        try:
+            body = self.kube.get(ref.api_version, ref.kind, ref.namespace, ref.name)
+            return RoutingRead(ref=ref, body=body)
+        except KubeError as error:
+            return RoutingRead(ref=ref, error=f"{ref} could not be read: {error}")
 
     def _measure(self, md: ModelDeployment, now: datetime) -> list[Measurement]:
         """Takes the measurements due now of the running analyses. Without a Prometheus address
@@ -239,12 +238,13 @@ class Controller:
             provider = self._providers[(address, timeout)] = PrometheusMetricProvider(address, timeout)
         return provider
 
-    def _apply(self, key: Key, out: ReconcileOutput, observed: Observed) -> bool:
+    def _apply(self, key: Key, out: ReconcileOutput) -> bool:
         changed = False
         for manifest in out.apply:
             changed |= self._apply_owned(key, manifest)
-        if out.route_patch is not None and observed.route is not None:
-            changed |= self._set_route_weights(out.route_patch, observed.route)
+        for write in out.routing_writes:
+            self._write_routing(write)
+            changed = True
         for ref in out.delete:
             if self.cache.owned_object(key, ref.kind, ref.name) is not None or ref.kind not in _WATCHED:
                 self.kube.delete(ref.api_version, ref.kind, ref.namespace, ref.name)
@@ -263,32 +263,17 @@ class Controller:
             self.cache.put_owned(manifest["kind"], applied)
         return True
 
-    def _set_route_weights(self, patch: Mapping[str, Any], route: Json) -> bool:
-        """Writes the backendRefs of `patch` into the live route's rules, leaving every other field
-        of the route as its owner wrote it (rules are an atomic list: they are written whole)."""
-        rules = copy.deepcopy(route.get("spec", {}).get("rules", []))
-        wanted = patch.get("spec", {}).get("rules", [])
-        if len(wanted) != len(rules):
-            raise ValueError(
-                f"route patch has {len(wanted)} rules but HTTPRoute {route['metadata']['name']} has "
-                f"{len(rules)}; it changed meanwhile"
-            )
-        changed = False
-        for rule, want in zip(rules, wanted, strict=True):
-            if "backendRefs" in want and not routes_match(rule.get("backendRefs", []), want["backendRefs"]):
-                rule["backendRefs"] = want["backendRefs"]
-                changed = True
-        if changed:
-            meta = route["metadata"]
-            self.kube.patch(
-                HTTPROUTE_API_VERSION,
-                "HTTPRoute",
-                meta["namespace"],
-                meta["name"],
-                {"spec": {"rules": rules}},
-                resource_version=meta["resourceVersion"],
-            )
-        return changed
+    def _write_routing(self, write: RoutingWrite) -> None:
+        """One write the router asked for; a guarded merge patch fails with Conflict when the
+        object changed since it was read."""
+        ref = write.ref
+        if write.method == "apply":
+            self.kube.apply(write.body)
+            return
+        version = write.resource_version
+        self.kube.patch(
+            ref.api_version, ref.kind, ref.namespace, ref.name, write.body, resource_version=version
+        )
 
     def _write_status(self, body: Json, old: ModelDeploymentStatus, new: ModelDeploymentStatus) -> bool:
         if new == old:
@@ -384,17 +369,3 @@ def _running_analyses(
         if run.phase == "Running" and run.started_at is not None and analysis is not None:
             running.append((run, effective_metrics(analysis, spec)))
     return running
-
-
-def routes_match(live: list[Any], wanted: list[Any]) -> bool:
-    """Whether the live list already says what `wanted` says (the API server adds defaults, such
-    as a backendRef's `kind: Service` and `weight: 1`, which `wanted` may leave out)."""
-    return len(live) == len(wanted) and all(_covers(a, b) for a, b in zip(live, wanted, strict=True))
-
-
-def _covers(live: Any, wanted: Any) -> bool:
-    if isinstance(wanted, Mapping):
-        return isinstance(live, Mapping) and all(k in live and _covers(live[k], v) for k, v in wanted.items())
-    if isinstance(wanted, list):
-        return isinstance(live, list) and routes_match(live, wanted)
-    return bool(live == wanted)

@@ -29,7 +29,11 @@ USER_AGENT: Final = "modelramp-operator"
 _PLURALS: Final = {
     "Deployment": "deployments",
     "Service": "services",
+    # Traffic routers' objects (operator/routers/*): read by name, patched or applied.
     "HTTPRoute": "httproutes",
+    "VirtualService": "virtualservices",
+    "DestinationRule": "destinationrules",
+    "Ingress": "ingresses",
     "Event": "events",
     "Secret": "secrets",  # read only: MLflow registry credentials
     KIND: PLURAL,

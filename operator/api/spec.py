@@ -430,12 +430,54 @@ class ReplicaRatioRouting(ApiModel):
     """No mesh: one Service selects both tracks, so traffic follows the ratio of ready pods."""
 
 
+# An HTTP header name (an RFC 9110 token) and a cookie name (an RFC 6265 token).
+HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", max_length=256)]
+CookieName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", max_length=256)]
+
+
+class HeaderMatch(ApiModel):
+    """Requests carrying this header with exactly this value."""
+
+    name: HeaderName = Field(description="Header name, e.g. x-canary.")
+    value: Annotated[str, StringConstraints(min_length=1, max_length=1024)] = Field(
+        description="The exact value, e.g. always."
+    )
+
+
 class GatewayApiRouting(ApiModel):
     """Gateway API: the operator sets the weights of the stable and canary backendRefs of an HTTPRoute."""
 
     http_route: ObjectName = Field(description="Name of the HTTPRoute.")
     namespace: DnsLabel | None = Field(
         default=None, description="Namespace of the HTTPRoute; defaults to the ModelDeployment's."
+    )
+    canary_header: HeaderMatch | None = Field(
+        default=None,
+        description=(
+            "While a rollout runs, requests with this header go to the canary whatever its weight "
+            "(a rule of its own beside each rule, its matches plus the header)."
+        ),
+    )
+    mirror_percent: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description=(
+            "While a rollout runs, copy this percentage of every rule's requests to the canary "
+            "(a RequestMirror filter); the copies' responses are discarded."
+        ),
+    )
+
+
+class IstioDestinationRule(ApiModel):
+    """A DestinationRule whose subsets tell the tracks apart (instead of the per-track Services)."""
+
+    name: ObjectName = Field(description="Name of the DestinationRule (in the VirtualService's namespace).")
+    stable_subset: DnsLabel = Field(
+        default="stable", description="Subset selecting the stable pods (label modelramp.dev/track: stable)."
+    )
+    canary_subset: DnsLabel = Field(
+        default="canary", description="Subset selecting the canary pods (label modelramp.dev/track: canary)."
     )
 
 
@@ -449,12 +491,47 @@ class IstioRouting(ApiModel):
         max_length=16,
         description="Names of the HTTP routes to manage; defaults to all routes.",
     )
+    destination_rule: IstioDestinationRule | None = Field(
+        default=None,
+        description=(
+            "Route to this DestinationRule's subsets; unset routes to <name>-stable and <name>-canary."
+        ),
+    )
+    canary_header: HeaderMatch | None = Field(
+        default=None,
+        description=(
+            "While a rollout runs, requests with this header go to the canary whatever its weight "
+            "(a route of its own before each managed route)."
+        ),
+    )
+    mirror_percent: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description=(
+            "While a rollout runs, copy this percentage of the managed routes' requests to the canary "
+            "(mirror with mirrorPercentage); the copies' responses are discarded."
+        ),
+    )
 
 
 class NginxRouting(ApiModel):
-    """ingress-nginx: the operator manages a canary Ingress with a canary-weight annotation."""
+    """ingress-nginx: the operator manages a canary Ingress beside the stable one."""
 
-    ingress: ObjectName = Field(description="Name of the stable Ingress.")
+    ingress: ObjectName = Field(
+        description="Name of the stable Ingress; the operator owns <ingress>-canary beside it."
+    )
+    canary_header: HeaderMatch | None = Field(
+        default=None,
+        description="While a rollout runs, requests with this header go to the canary (canary-by-header).",
+    )
+    canary_cookie: CookieName | None = Field(
+        default=None,
+        description=(
+            "While a rollout runs, requests whose cookie of this name is `always` go to the canary, "
+            "`never` to stable (canary-by-cookie)."
+        ),
+    )
 
 
 class TrafficRouting(ApiModel):

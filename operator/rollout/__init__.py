@@ -1,5 +1,5 @@
 """The rollout engine: a pure state machine from (spec, status, observed objects, measurements,
-now) to (objects to apply, route patch, status, events, requeue delay).
+now) to (objects to apply, router writes, status, events, requeue delay).
 
 `reconcile` (in `engine`) is the single entry point; `model` holds its input and output. No kopf,
 no kubernetes client, no HTTP, no clock: everything the engine decides is in the status it

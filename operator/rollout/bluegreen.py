@@ -30,7 +30,7 @@ from modelramp.operator.rollout.tick import (
     promoting,
     rollout_active,
 )
-from modelramp.operator.rollout.traffic import live_weight, published, ready_for
+from modelramp.operator.rollout.traffic import live_weight, ready_for
 
 PREVIEW, APPROVED = 0, 1
 PromotionAnalysis = Literal["PrePromotion", "PostPromotion"]
@@ -172,7 +172,7 @@ def _switch(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
     return changed(
         status,
         normal("Switched", f"all traffic switched to revision {status.canary_revision}"),
-        **published(tick, 100),
+        last_set_weight=100,
         blue_green=BlueGreenStatus(preview_ready_time=preview_ready_time(status), switch_time=tick.now),
         step_start_time=tick.now,
         last_progress_time=tick.now,

@@ -15,11 +15,6 @@ from modelramp.operator.api.spec import CanaryStep
 from modelramp.operator.api.status import AnalysisRunStatus, ModelDeploymentStatus, PauseReason
 from modelramp.operator.api.types import parse_duration
 from modelramp.operator.rollout import analyses, lifecycle, runs
-from modelramp.operator.rollout.replicas import (
-    dynamic_stable_replicas,
-    published_ratio_weight,
-    ratio_stable_during_shift,
-)
 from modelramp.operator.rollout.tick import (
     Tick,
     Transition,
@@ -30,14 +25,7 @@ from modelramp.operator.rollout.tick import (
     promoting,
     rollout_active,
 )
-from modelramp.operator.rollout.traffic import (
-    canary_needed,
-    live_weight,
-    published,
-    ready_for,
-    uses_gateway,
-)
-from modelramp.operator.routers.replica_ratio import canary_replicas
+from modelramp.operator.rollout.traffic import canary_needed, live_weight, ready_for
 
 ANALYSIS_PAUSES: frozenset[PauseReason] = frozenset({"InconclusiveAnalysis", "FailedAnalysis"})
 
@@ -70,20 +58,10 @@ def plan_replicas(tick: Tick, status: ModelDeploymentStatus) -> tuple[int, int]:
     stable for the lower, so neither side is short while traffic moves."""
     total = tick.total
     live, target = live_weight(tick, status), target_weight(tick, status)
-    canary = canary_replicas(total, max(live, target))
     strategy = tick.canary_strategy
     if promoting(status) or strategy is None:
-        return total, canary
-    if not uses_gateway(tick):
-        return ratio_stable_during_shift(total, live, target, strategy.max_surge), canary
-    if strategy.dynamic_stable_scale:
-        return dynamic_stable_replicas(total, min(live, target)), canary
-    return total, canary
-
-
-def published_weight(tick: Tick, weight: int) -> int:
-    """The canary's real share at `weight`: what the pods give under the replica ratio router."""
-    return weight if uses_gateway(tick) else published_ratio_weight(tick.total, weight)
+        return total, tick.router.canary_pods(total, max(live, target))
+    return tick.router.canary_plan(total, live, target, strategy)
 
 
 def advance(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
@@ -145,12 +123,12 @@ def _position(tick: Tick, index: int) -> str:
 
 def _publish(tick: Tick, status: ModelDeploymentStatus, target: int, index: int) -> Transition | None:
     if ready_for(tick, status, target):
-        weight = published_weight(tick, target)
+        weight = tick.router.share(tick.total, target)
         pods = f"{canary_needed(tick, target)}/{tick.total} pods"
         return changed(
             status,
             normal("WeightSet", f"{_position(tick, index)}: canary weight {weight}% ({pods})"),
-            **published(tick, target),
+            last_set_weight=target,
             last_progress_time=tick.now,
         )
     if tick.past_deadline(status):

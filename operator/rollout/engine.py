@@ -3,7 +3,7 @@
 One tick: fold the glue's measurements into the running analyses, then apply transitions until
 none applies (so the same input always yields the same output, and feeding the output status back
 in with the same observations changes nothing and emits nothing), describe the result (phase,
-conditions, an event per phase change), and build the objects, the route patch and the requeue
+conditions, an event per phase change), and build the objects, the router's writes and the requeue
 delay from it. No I/O, no clock, no randomness.
 """
 
@@ -17,8 +17,8 @@ from modelramp.operator.api.status import ModelDeploymentStatus
 from modelramp.operator.rollout import analyses, bluegreen, canary, lifecycle, runs
 from modelramp.operator.rollout.conditions import UNHEALTHY, conditions_for, reason_of
 from modelramp.operator.rollout.describe import describe
-from modelramp.operator.rollout.model import EventRecord, ReconcileInput, ReconcileOutput, Track
-from modelramp.operator.rollout.objects import get_deployment, get_services, pod_selector
+from modelramp.operator.rollout.model import EventRecord, ReconcileInput, ReconcileOutput
+from modelramp.operator.rollout.objects import backends_of, get_deployment, get_services, pod_selector
 from modelramp.operator.rollout.revision import revision_of, template_of
 from modelramp.operator.rollout.tick import (
     Tick,
@@ -29,14 +29,8 @@ from modelramp.operator.rollout.tick import (
     rollout_active,
     warning,
 )
-from modelramp.operator.rollout.traffic import (
-    live_weight,
-    observe_route,
-    route_patch,
-    route_problem,
-    unsupported_router,
-    uses_gateway,
-)
+from modelramp.operator.rollout.traffic import observe_traffic, route_lags, route_problem, routing_writes
+from modelramp.operator.routers.registry import router_for
 
 Candidate = Callable[[Tick, ModelDeploymentStatus], Transition | None]
 ROUTE_POLL_SECONDS = 5.0
@@ -53,18 +47,17 @@ def reconcile(inp: ReconcileInput) -> ReconcileOutput:
         config=inp.config,
         desired=desired,
         desired_revision=revision_of(desired),
+        router=router_for(inp.md.spec.traffic_routing, backends_of(inp.md)),
+        reads={read.ref: read for read in inp.observed.routing},
     )
     before = inp.md.status
-    problem = unsupported_router(tick)
-    if problem is not None:
-        return _refused(tick, before, problem)
     status, events = _fold_measurements(tick, before)
     status, transition_events = _settle(tick, status)
     events += transition_events
     status, described_events = _described(tick, before, status, events)
     return ReconcileOutput(
         apply=_objects(tick, status),
-        route_patch=route_patch(tick, status),
+        routing_writes=routing_writes(tick, status),
         status=status,
         events=events + described_events,
         requeue_after=_requeue_after(tick, status),
@@ -110,7 +103,7 @@ def _stable_unready(tick: Tick, status: ModelDeploymentStatus) -> Transition | N
 # In priority order: the first that changes the status is applied, then all are tried again.
 CANDIDATES: tuple[Candidate, ...] = (
     lifecycle.initialize,
-    observe_route,
+    observe_traffic,
     lifecycle.new_revision,
     lifecycle.cancel,
     lifecycle.retry,
@@ -188,9 +181,7 @@ def _objects(tick: Tick, status: ModelDeploymentStatus) -> list[dict[str, Any]]:
         canary_track_revision(status) or tick.desired_revision,
         canary_replicas,
     )
-    # `<name>` follows the pods under the replica ratio canary; elsewhere it points at one side.
-    both = tick.canary_strategy is not None and not uses_gateway(tick)
-    active: Track | None = None if both else ("canary" if status.last_set_weight == 100 else "stable")
+    active = tick.router.apex_track(tick.canary_strategy is not None, status.last_set_weight or 0)
     return [stable, canary_track, *get_services(tick.md, active)]
 
 
@@ -211,28 +202,6 @@ def _requeue_after(tick: Tick, status: ModelDeploymentStatus) -> float | None:
     wakeups = [runs.wakeup(run, analyses.metrics_for_run(tick, run)) for run in status.analysis_runs]
     wakeups += [runs.retry_time(run, analyses.metrics_for_run(tick, run)) for run in status.analysis_runs]
     due += [max(0.0, (at - tick.now).total_seconds()) for at in wakeups if at is not None]
-    if uses_gateway(tick) and live_weight(tick, status) != (status.last_set_weight or 0):
+    if route_lags(tick, status):
         due.append(ROUTE_POLL_SECONDS)
     return min(due, default=None)
-
-
-def _refused(tick: Tick, before: ModelDeploymentStatus, problem: str) -> ReconcileOutput:
-    """A spec this engine can't act on: say why, touch nothing."""
-    reason = "UnsupportedTrafficRouting"
-    status = before.model_copy(
-        update={
-            "observed_generation": tick.generation,
-            "phase": "Failed",
-            "message": problem,
-            "conditions": conditions_for(
-                "Failed",
-                reason,
-                problem,
-                generation=tick.generation,
-                now=tick.now,
-                previous=before.conditions,
-            ),
-        }
-    )
-    events = [] if before.message == problem else [warning(reason, problem)]
-    return ReconcileOutput(status=status, events=events)

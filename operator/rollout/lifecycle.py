@@ -30,7 +30,7 @@ from modelramp.operator.rollout.tick import (
     rollout_active,
     warning,
 )
-from modelramp.operator.rollout.traffic import live_weight, published, ready_for
+from modelramp.operator.rollout.traffic import live_weight, ready_for
 
 
 def resolved(template: RevisionTemplate) -> ResolvedModel:
@@ -79,7 +79,7 @@ def _fresh_rollout(tick: Tick) -> dict[str, object]:
         "analysis_runs": [],
         "measurements": [],
         # The new pods start from nothing: traffic moves back until they are Ready for a weight.
-        **published(tick, 0),
+        "last_set_weight": 0,
     }
 
 
@@ -217,7 +217,7 @@ def restore_stable_traffic(tick: Tick, status: ModelDeploymentStatus) -> Transit
     return changed(
         status,
         normal("TrafficShifted", f"all traffic back to stable revision {status.stable_revision}"),
-        **published(tick, 0),
+        last_set_weight=0,
     )
 
 
@@ -248,7 +248,7 @@ def finish_promotion(tick: Tick, status: ModelDeploymentStatus) -> Transition | 
         return changed(
             status,
             normal("TrafficShifted", f"stable runs revision {status.stable_revision}: all traffic to stable"),
-            **published(tick, 0),
+            last_set_weight=0,
         )
     if live_weight(tick, status) != 0:
         return None

@@ -2,9 +2,10 @@
 the kopf glue that observes the cluster and applies the engine's decisions.
 
 The glue builds a `ReconcileInput` (the ModelDeployment as read, what it observed of the owned
-Deployments and the HTTPRoute, the measurements it took this tick, the time) and gets back a
-`ReconcileOutput` (complete manifests to server-side apply, the route patch, objects to delete,
-the complete new status, events, when to run again). Nothing here does I/O.
+Deployments and of the objects the traffic router reads, the measurements it took this tick, the
+time) and gets back a `ReconcileOutput` (complete manifests to server-side apply, the router's
+writes, objects to delete, the complete new status, events, when to run again). Nothing here does
+I/O.
 
 Manual controls read by the engine (GitOps-safe, as Argo Rollouts: one-shot requests live in the
 status subresource, which Argo CD never diffs): `status.abort` (abort; a rollback sets it too),
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from modelramp.operator.api.resource import ModelDeployment
 from modelramp.operator.api.status import Measurement, ModelDeploymentStatus
+from modelramp.operator.routers.base import ObjectRef, RoutingRead, RoutingWrite
 
 Track = Literal["stable", "canary"]
 EventType = Literal["Normal", "Warning"]
@@ -67,11 +69,8 @@ class Observed(_Frozen):
     deployments: dict[Track, ObservedDeployment] = Field(
         default_factory=dict, description="owned Deployments by track; a missing key means absent"
     )
-    route: dict[str, Any] | None = Field(
-        default=None, description="the live HTTPRoute (gatewayAPI router), as the API server returned it"
-    )
-    route_error: str | None = Field(
-        default=None, description="why the route could not be read, e.g. 'HTTPRoute default/web not found'"
+    routing: list[RoutingRead] = Field(
+        default_factory=list, description="the objects the traffic router asked for (`reads`), as read"
     )
 
 
@@ -109,15 +108,6 @@ class ReconcileInput(BaseModel):
         return now
 
 
-class ObjectRef(_Frozen):
-    """An object to delete."""
-
-    api_version: str
-    kind: str
-    name: str
-    namespace: str
-
-
 class EventRecord(_Frozen):
     """A Kubernetes Event to emit on the ModelDeployment."""
 
@@ -127,8 +117,8 @@ class EventRecord(_Frozen):
 
 
 class ReconcileOutput(_Frozen):
-    """Everything the glue must do this tick, in order: apply, patch the route, delete, write status,
-    emit events, requeue."""
+    """Everything the glue must do this tick, in order: apply, write the router's objects, delete,
+    write status, emit events, requeue."""
 
     apply: list[dict[str, Any]] = Field(
         default_factory=list,
@@ -137,14 +127,13 @@ class ReconcileOutput(_Frozen):
             "the ModelDeployment (controller=true, blockOwnerDeletion=true)"
         ),
     )
-    route_patch: dict[str, Any] | None = Field(
-        default=None,
+    routing_writes: list[RoutingWrite] = Field(
+        default_factory=list,
         description=(
-            "JSON merge patch (application/merge-patch+json) for the user's HTTPRoute, or None when the "
-            "route already gives the published weights: apiVersion, kind, metadata.name/namespace and "
-            "spec.rules. `spec.rules` is an atomic list in the Gateway API schema, so every rule is "
-            "carried whole (copied from the observed route, backendRefs replaced) and the route's other "
-            "fields stay the user's; send it with the observed resourceVersion to avoid racing an edit"
+            "the traffic router's writes, in order, or none when it already gives the published "
+            "traffic: merge patches of the user's routing objects (send them with their resourceVersion, "
+            "so an edit meanwhile fails with a conflict instead of being overwritten) or server-side "
+            "applies of the objects the operator owns"
         ),
     )
     delete: list[ObjectRef] = Field(

@@ -14,7 +14,7 @@ from typing import Any
 from modelramp.operator.api.resource import API_VERSION, KIND, ModelDeployment
 from modelramp.operator.api.status import RevisionTemplate
 from modelramp.operator.rollout.model import Track
-from modelramp.operator.routers.gateway_api import SERVICE_PORT
+from modelramp.operator.routers.base import Backends
 
 Manifest = dict[str, Any]
 
@@ -25,11 +25,24 @@ MODEL_URI_ANNOTATION = "modelramp.dev/model-uri"
 REVISION_ANNOTATION = "modelramp.dev/revision"
 SERVER_CONTAINER = "server"
 TRACKS: tuple[Track, ...] = ("stable", "canary")
+SERVICE_PORT = 80
 
 
 def track_name(md: ModelDeployment, track: Track) -> str:
     """`<name>-stable` or `<name>-canary`: the Deployment and the Service of a track."""
     return f"{_name(md)}-{track}"
+
+
+def backends_of(md: ModelDeployment) -> Backends:
+    """What a traffic router needs to know of the ModelDeployment it routes for."""
+    return Backends(
+        name=_name(md),
+        namespace=md.metadata.namespace or "",
+        stable=track_name(md, "stable"),
+        canary=track_name(md, "canary"),
+        port=SERVICE_PORT,
+        owner=get_owner_reference(md) if md.metadata.uid else None,
+    )
 
 
 def get_owner_reference(md: ModelDeployment) -> dict[str, Any]:

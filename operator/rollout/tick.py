@@ -1,7 +1,8 @@
 """One reconcile tick's fixed inputs, and the value every transition returns.
 
 A `Tick` is everything `reconcile` was given plus what follows from the spec alone (the desired
-revision); transitions are pure functions `(Tick, status) -> Transition | None`.
+revision, the traffic router and what it read); transitions are pure functions
+`(Tick, status) -> Transition | None`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from modelramp.operator.api.resource import ModelDeployment
 from modelramp.operator.api.spec import BlueGreenStrategy, CanaryStep, CanaryStrategy, ModelDeploymentSpec
 from modelramp.operator.api.status import Measurement, ModelDeploymentStatus, PauseReason, RevisionTemplate
 from modelramp.operator.rollout.model import EngineConfig, EventRecord, Observed, ObservedDeployment, Track
+from modelramp.operator.routers.base import Reads, TrafficRouter
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class Tick:
     config: EngineConfig
     desired: RevisionTemplate
     desired_revision: str
+    router: TrafficRouter
+    reads: Reads
 
     @property
     def spec(self) -> ModelDeploymentSpec:

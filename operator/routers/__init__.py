@@ -1,7 +1,6 @@
 """Traffic routers: how a canary weight becomes real traffic, one provider per file.
 
-Every router answers the same two questions (see `base.TrafficRouter`): what its routing object
-must look like for a weight (`desired_route`), and what weights a live routing object gives
-(`weights`), so the engine can check the router against the weight in status after a restart.
+Every router implements `base.TrafficRouter` (what it reads, the traffic in effect, the writes it
+wants, the pods each track needs, its RBAC); `registry` maps `spec.trafficRouting` to one.
 Pure: no kopf, no kubernetes client, no HTTP.
 """

@@ -1,31 +1,39 @@
 """The Gateway API router: weighted `backendRefs` on the user's HTTPRoute.
 
-The user owns the HTTPRoute (parents, hostnames, matches, filters); the operator owns only the
+The user owns the HTTPRoute (parents, hostnames, matches, filters); the operator owns the
 backends of its rules: every rule sends `100 - w` to `<name>-stable` and `w` to `<name>-canary`.
+When the spec asks for them, while a rollout runs, it also owns a RequestMirror filter to the canary
+on every rule (`mirrorPercent`), and rules of its own named `<name>-canary-header-<rule>` (`canaryHeader`):
+each a copy of a user's rule whose matches also require the header, to the canary alone (the Gateway
+API prefers the match with more header matches, so they win over the rule they copy).
 `spec.rules` is an atomic list in the Gateway API schema, so the patch carries every rule in full
-(copied from the live route, backendRefs replaced) as a JSON merge patch of `spec.rules`, guarded
-by the resourceVersion it was computed from; the route's other fields are left alone.
+(copied from the live route) as a JSON merge patch of `spec.rules`, guarded by the resourceVersion
+it was computed from; the route's other fields are left alone.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, ClassVar
 
-from modelramp.operator.routers.base import Weights
-
-Route = dict[str, Any]
+from modelramp.operator.api.spec import GatewayApiRouting
+from modelramp.operator.routers.base import (
+    Backends,
+    Json,
+    ObjectRef,
+    PolicyRule,
+    Reads,
+    RoutingWrite,
+    Traffic,
+    Weights,
+)
+from modelramp.operator.routers.splitting import SplittingRouter
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
-SERVICE_PORT = 80
+API_VERSION = f"{GATEWAY_GROUP}/v1"
 
 
-def check_route(route: Route) -> None:
-    """Raises ValueError saying why the route can't carry the model's traffic."""
-    _rules(route)
-
-
-def _rules(route: Route) -> list[dict[str, Any]]:
+def _rules(route: Json) -> list[dict[str, Any]]:
     rules = route.get("spec", {}).get("rules")
     if not isinstance(rules, list) or not rules:
         name = route.get("metadata", {}).get("name", "?")
@@ -37,48 +45,149 @@ def _backend(service: str, weight: int, port: int) -> dict[str, Any]:
     return {"group": "", "kind": "Service", "name": service, "port": port, "weight": weight}
 
 
-class GatewayApiRouter:
-    """`TrafficRouter[Route]` over an HTTPRoute as the API server returns it."""
+def _weights(rule: Json, backends: Backends) -> Weights | None:
+    """The canary's share of one rule: it must split between exactly our two backends."""
+    refs = {ref.get("name"): ref for ref in rule.get("backendRefs") or []}
+    if set(refs) != {backends.stable, backends.canary} or len(rule["backendRefs"]) != 2:
+        return None
+    # An unset weight is 1 in the Gateway API.
+    stable_weight = int(refs[backends.stable].get("weight", 1))
+    canary_weight = int(refs[backends.canary].get("weight", 1))
+    if stable_weight + canary_weight == 0:
+        return None
+    return Weights.of_canary(round(100 * canary_weight / (stable_weight + canary_weight)))
 
-    def __init__(self, port: int = SERVICE_PORT) -> None:
-        self.port = port
 
-    def desired_route(self, route: Route, stable: str, canary: str, weight: int) -> Route:
-        """The merge patch giving every rule the two weighted backends (identity fields included)."""
-        split = Weights.of_canary(weight)
-        rules = []
-        for rule in _rules(route):
-            patched = copy.deepcopy(rule)
-            patched["backendRefs"] = [
-                _backend(stable, split.stable, self.port),
-                _backend(canary, split.canary, self.port),
-            ]
-            rules.append(patched)
-        metadata = route.get("metadata", {})
-        # With the resourceVersion read, a route edited meanwhile makes the patch fail (409) and be
-        # recomputed, rather than overwrite the edit with rules copied from the older route.
-        identity = {key: metadata[key] for key in ("name", "namespace", "resourceVersion") if key in metadata}
+class GatewayApiRouter(SplittingRouter):
+    """`TrafficRouter` over the user's HTTPRoute."""
+
+    # Read by name and patched; nothing watches HTTPRoutes.
+    RBAC: ClassVar[tuple[PolicyRule, ...]] = (
+        PolicyRule(GATEWAY_GROUP, "httproutes", frozenset({"get", "patch"})),
+    )
+
+    def __init__(self, spec: GatewayApiRouting, backends: Backends) -> None:
+        self.spec = spec
+        self.backends = backends
+        self.header_prefix = f"{backends.canary}-header-"
+        self.route = ObjectRef(
+            api_version=API_VERSION,
+            kind="HTTPRoute",
+            name=spec.http_route,
+            namespace=spec.namespace or backends.namespace,
+        )
+
+    def reads(self) -> list[ObjectRef]:
+        return [self.route]
+
+    def _body(self, reads: Reads) -> Json | None:
+        read = reads.get(self.route)
+        return read.body if read is not None else None
+
+    def problem(self, reads: Reads) -> str | None:
+        read = reads.get(self.route)
+        if read is None or read.error:
+            return read.error if read else f"{self.route} was not read"
+        if read.body is None:
+            return f"{self.route} not found"
+        try:
+            _rules(read.body)
+        except ValueError as error:
+            return str(error)
+        return None
+
+    def _ours(self, rule: Json) -> bool:
+        return str(rule.get("name", "")).startswith(self.header_prefix)
+
+    def _user_rules(self, body: Json) -> list[tuple[str, Json]]:
+        """(key, rule) of the user's rules: the rule's name, or its position when unnamed."""
+        rules = [rule for rule in _rules(body) if not self._ours(rule)]
+        return [(str(rule.get("name") or index), rule) for index, rule in enumerate(rules)]
+
+    def _is_mirror(self, entry: Any) -> bool:
+        """Whether a filter is our RequestMirror to the canary (whatever its percent)."""
+        if not isinstance(entry, dict) or entry.get("type") != "RequestMirror":
+            return False
+        target = (entry.get("requestMirror") or {}).get("backendRef") or {}
+        return bool(target.get("name") == self.backends.canary)
+
+    def _mirror(self) -> Json:
+        target = {"group": "", "kind": "Service", "name": self.backends.canary, "port": self.backends.port}
         return {
-            "apiVersion": route.get("apiVersion", f"{GATEWAY_GROUP}/v1"),
-            "kind": "HTTPRoute",
-            "metadata": identity,
-            "spec": {"rules": rules},
+            "type": "RequestMirror",
+            "requestMirror": {"backendRef": target, "percent": self.spec.mirror_percent},
         }
 
-    def weights(self, route: Route, stable: str, canary: str) -> Weights | None:
-        """The canary's share when every rule splits between exactly our two backends in the same
-        proportion; None otherwise (the route must then be written)."""
-        shares: set[int] = set()
-        for rule in _rules(route):
-            refs = {ref.get("name"): ref for ref in rule.get("backendRefs") or []}
-            if set(refs) != {stable, canary} or len(rule["backendRefs"]) != 2:
-                return None
-            # An unset weight is 1 in the Gateway API.
-            stable_weight = int(refs[stable].get("weight", 1))
-            canary_weight = int(refs[canary].get("weight", 1))
-            if stable_weight + canary_weight == 0:
-                return None
-            shares.add(round(100 * canary_weight / (stable_weight + canary_weight)))
-        if len(shares) != 1:
+    def in_effect(self, reads: Reads, published: Traffic) -> Traffic | None:
+        body = self._body(reads)
+        if body is None or self.problem(reads):
             return None
-        return Weights.of_canary(shares.pop())
+        user = self._user_rules(body)
+        weights = {_weights(rule, self.backends) for _, rule in user}
+        if len(weights) != 1 or None in weights:
+            return None
+        (split,) = weights
+        assert split is not None
+        if self.spec.canary_header is None and self.spec.mirror_percent is None:
+            return Traffic(split.canary, published.match_routes)
+        present = {rule.get("name") for rule in _rules(body) if self._ours(rule)}
+        states = set()
+        for key, rule in user:
+            if self.spec.canary_header is not None:
+                states.add(self.header_prefix + key in present)
+            if self.spec.mirror_percent is not None:
+                states.add(self._mirror() in (rule.get("filters") or []))
+        if len(states) != 1:
+            return None
+        return Traffic(split.canary, states.pop())
+
+    def writes(self, reads: Reads, wanted: Traffic) -> list[RoutingWrite]:
+        body = self._body(reads)
+        if body is None or self.problem(reads):
+            return []
+        split = Weights.of_canary(wanted.weight)
+        port = self.backends.port
+        rules = []
+        for key, rule in self._user_rules(body):
+            written = copy.deepcopy(rule)
+            written["backendRefs"] = [
+                _backend(self.backends.stable, split.stable, port),
+                _backend(self.backends.canary, split.canary, port),
+            ]
+            if self.spec.mirror_percent is not None:
+                filters = [f for f in written.get("filters") or [] if not self._is_mirror(f)]
+                filters += [self._mirror()] if wanted.match_routes else []
+                if filters:
+                    written["filters"] = filters
+                else:
+                    written.pop("filters", None)
+            if self.spec.canary_header is not None and wanted.match_routes:
+                rules.append(self._header_rule(key, rule))
+            rules.append(written)
+        return [
+            RoutingWrite(
+                ref=self.route,
+                method="merge-patch",
+                body={"spec": {"rules": rules}},
+                resource_version=body.get("metadata", {}).get("resourceVersion"),
+            )
+        ]
+
+    def _header_rule(self, key: str, rule: Json) -> Json:
+        """A copy of `rule` that takes only requests with the canary header, to the canary."""
+        header = self.spec.canary_header
+        assert header is not None
+        condition = {"type": "Exact", "name": header.name, "value": header.value}
+        copied = copy.deepcopy(rule)
+        copied["name"] = self.header_prefix + key
+        copied["matches"] = [
+            {**match, "headers": [*(match.get("headers") or []), condition]}
+            for match in rule.get("matches") or [{}]
+        ]
+        filters = [f for f in rule.get("filters") or [] if not self._is_mirror(f)]
+        if filters:
+            copied["filters"] = filters
+        else:
+            copied.pop("filters", None)
+        copied["backendRefs"] = [_backend(self.backends.canary, 1, self.backends.port)]
+        return copied

@@ -2,45 +2,68 @@
 
 The routing object is the split of pods between the tracks: the `<name>` Service selects the pods
 of both, so a canary of 1 pod beside 2 stable pods takes a third of the requests (kube-proxy
-balances per connection, so the split holds on average, not per request). The canary gets
-ceil(total x weight / 100) pods, so it never takes less than asked; the weight it really gets
-is what `weights` reports.
+balances per connection, so the split holds on average, not per request). Nothing is read back:
+the weight published is in effect once the pods are (`ready_for` waits for them). The canary gets
+at most the share asked for, and at least one pod (see `pods`).
 """
 
 from __future__ import annotations
 
-import math
-from typing import NamedTuple
+from typing import ClassVar
 
-from modelramp.operator.routers.base import Weights
-
-
-class ReplicaSplit(NamedTuple):
-    """Pods of each track (the replica ratio router's routing object)."""
-
-    stable: int
-    canary: int
-
-
-def canary_replicas(total: int, weight: int) -> int:
-    """Pods out of `total` the canary needs to take `weight` percent of the traffic."""
-    if total < 0:
-        raise ValueError(f"replicas must be >= 0, got {total}")
-    if not 0 <= weight <= 100:
-        raise ValueError(f"weight must be within 0..100, got {weight}")
-    return math.ceil(total * weight / 100)
+from modelramp.operator.api.spec import CanaryStrategy, ReplicaRatioRouting
+from modelramp.operator.routers.base import (
+    Backends,
+    ObjectRef,
+    PolicyRule,
+    Reads,
+    RoutingWrite,
+    Track,
+    Traffic,
+)
+from modelramp.operator.routers.pods import (
+    ratio_canary_pods,
+    ratio_share,
+    ratio_stable_during_shift,
+    ratio_stable_pods,
+)
 
 
 class ReplicaRatioRouter:
-    """`TrafficRouter[ReplicaSplit]`: splits the same number of pods by weight."""
+    """`TrafficRouter` whose route is the pods themselves."""
 
-    def desired_route(self, route: ReplicaSplit, stable: str, canary: str, weight: int) -> ReplicaSplit:
-        total = route.stable + route.canary
-        wanted = canary_replicas(total, weight)
-        return ReplicaSplit(stable=total - wanted, canary=wanted)
+    RBAC: ClassVar[tuple[PolicyRule, ...]] = ()
 
-    def weights(self, route: ReplicaSplit, stable: str, canary: str) -> Weights | None:
-        total = route.stable + route.canary
-        if total == 0:
+    def __init__(self, spec: ReplicaRatioRouting | None = None, backends: Backends | None = None) -> None:
+        """Nothing to configure: the spec and the backends are taken for the registry's sake."""
+
+    def reads(self) -> list[ObjectRef]:
+        return []
+
+    def problem(self, reads: Reads) -> str | None:
+        return None
+
+    def in_effect(self, reads: Reads, published: Traffic) -> Traffic | None:
+        return published
+
+    def writes(self, reads: Reads, wanted: Traffic) -> list[RoutingWrite]:
+        return []
+
+    def share(self, total: int, weight: int) -> int:
+        return ratio_share(total, weight)
+
+    def canary_pods(self, total: int, weight: int) -> int:
+        return ratio_canary_pods(total, weight)
+
+    def stable_pods(self, total: int, weight: int) -> int:
+        return ratio_stable_pods(total, weight)
+
+    def canary_plan(self, total: int, live: int, target: int, strategy: CanaryStrategy) -> tuple[int, int]:
+        canary = ratio_canary_pods(total, max(live, target))
+        return ratio_stable_during_shift(total, live, target, strategy.max_surge), canary
+
+    def apex_track(self, canary_strategy: bool, weight: int) -> Track | None:
+        # A canary splits by pods behind the one Service; blue-green switches the Service.
+        if canary_strategy:
             return None
-        return Weights.of_canary(round(100 * route.canary / total))
+        return "canary" if weight == 100 else "stable"

@@ -85,6 +85,16 @@ def test_gateway_api_crds_are_served(kube: Kube) -> None:
     )
 
 
+def test_istio_networking_crds_are_served(kube: Kube) -> None:
+    resources = kube.kubectl("api-resources", "--api-group=networking.istio.io", "-o", "name").stdout
+    assert {"virtualservices.networking.istio.io", "destinationrules.networking.istio.io"} <= set(
+        resources.split()
+    )
+    # Only Istio's networking CRDs: no other Istio group is installed.
+    groups = kube.kubectl("api-resources", "-o", "name").stdout.split()
+    assert not [name for name in groups if name.endswith(".istio.io") and ".networking." not in f".{name}"]
+
+
 def test_kubeconfig_works_from_python_client_with_rbac(kube: Kube, namespace: str) -> None:
     authz = kubernetes.client.AuthorizationV1Api(kube.api_client)
     review = authz.create_self_subject_access_review(

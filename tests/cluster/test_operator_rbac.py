@@ -1,6 +1,8 @@
-"""RBAC proof: the operator, holding nothing but a token of the chart's ServiceAccount, drives a
-full canary rollout through a Gateway API HTTPRoute to promotion, then releases a deleted
-ModelDeployment. A missing permission fails the rollout or leaves a 403 in the operator's log.
+"""RBAC proof: the operator, holding nothing but a token of the chart's ServiceAccount, drives
+full canary rollouts through every router (a Gateway API HTTPRoute; an Istio VirtualService with
+a DestinationRule, a header route and a mirror; an NGINX canary Ingress with header and cookie) to
+promotion, then releases the deleted ModelDeployments. A missing permission fails a rollout or
+leaves a 403 in the operator's log.
 
 The chart's RBAC objects come from `helm template` and are applied as they are; the token comes
 from the TokenRequest API (`kubectl create token`), as a pod's projected token would. Before the
@@ -34,11 +36,14 @@ from support.operator import (
     OperatorProcess,
     at_step,
     canary_md,
+    destination_rule,
     healthy,
     http_route,
+    ingress,
     install_crd,
     install_peering_crds,
     route_weights,
+    virtual_service,
     wait_for,
     with_model,
 )
@@ -226,30 +231,65 @@ def assert_allows_exactly_the_charts_rules(kube: Kube, release: Release) -> None
         assert not beyond(listed, rights), f"{namespace}: chart rules not in force: {beyond(listed, rights)}"
 
 
+# One ModelDeployment per router, with the routing objects its router reads.
+ROUTED: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {
+    "web": ({"gatewayAPI": {"httpRoute": "web-route"}}, [http_route("web-route")]),
+    "mesh": (
+        {
+            "istio": {
+                "virtualService": "mesh-vs",
+                "destinationRule": {"name": "mesh"},
+                "canaryHeader": {"name": "x-canary", "value": "always"},
+                "mirrorPercent": 50,
+            }
+        },
+        [virtual_service("mesh-vs", "mesh"), destination_rule("mesh", "mesh")],
+    ),
+    "edge": (
+        {
+            "nginx": {
+                "ingress": "edge-ing",
+                "canaryHeader": {"name": "x-canary", "value": "1"},
+                "canaryCookie": "c",
+            }
+        },
+        [ingress("edge-ing", "edge")],
+    ),
+}
+
+
 def roll_out_and_delete(mds: ModelDeployments) -> None:
-    """A canary through an HTTPRoute (pause, manual promote, timed pause) to promotion; then the
-    ModelDeployment is deleted and the operator must release it."""
-    mds.apply(http_route("web-route"))
+    """A canary through each router (pause, manual promote, timed pause) to promotion; then the
+    ModelDeployments are deleted and the operator must release them."""
     steps: list[dict[str, Any]] = [
         {"setWeight": 20},
         {"pause": {}},
         {"setWeight": 60},
         {"pause": {"duration": "1s"}},
     ]
-    body = canary_md(steps, route="web-route")
-    mds.apply(body)
-    healthy(mds)
+    bodies = {}
+    for name, (routing, objects) in ROUTED.items():
+        for body in objects:
+            mds.apply(body)
+        bodies[name] = canary_md(steps, name=name, trafficRouting=routing)
+        mds.apply(bodies[name])
+    for name in ROUTED:
+        healthy(mds, name)
     wait_for("route at 100/0", lambda: route_weights(mds.route("web-route"), "web") == (100, 0))
-    mds.apply(with_model(body, V2))
-    at_step(mds, 1, 20)
+    for body in bodies.values():
+        mds.apply(with_model(body, V2))
+    for name in ROUTED:
+        at_step(mds, 1, 20, name)
     wait_for("route at 80/20", lambda: route_weights(mds.route("web-route"), "web") == (80, 20))
-    mds.cli("promote", "web")
-    healthy(mds, uri=V2)
+    for name in ROUTED:
+        mds.cli("promote", name)
+    for name in ROUTED:
+        healthy(mds, name, uri=V2)
     wait_for("route back at 100/0", lambda: route_weights(mds.route("web-route"), "web") == (100, 0))
     mds.delete_all()
     wait_for(
         "owned objects garbage-collected",
-        lambda: all(mds.deployment(n) is None for n in ("web-stable", "web-canary")),
+        lambda: all(mds.deployment(f"{n}-{t}") is None for n in ROUTED for t in ("stable", "canary")),
         timeout=60,
     )
 

@@ -380,6 +380,58 @@ def http_route(name: str) -> dict[str, Any]:
     }
 
 
+def virtual_service(name: str, host: str = "web", routes: list[str] | None = None) -> dict[str, Any]:
+    """A user's VirtualService: the managed routes to the apex Service, and another team's route."""
+    managed = [
+        {
+            "name": route,
+            "match": [{"uri": {"prefix": f"/v2/models/{host}"}}],
+            "timeout": "10s",
+            "route": [{"destination": {"host": host}}],
+        }
+        for route in routes or ["primary"]
+    ]
+    other = {"name": "other-team", "route": [{"destination": {"host": "other"}}]}
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": name, "labels": {"team": "ml"}},
+        "spec": {"hosts": ["models.example.com"], "gateways": ["public"], "http": [*managed, other]},
+    }
+
+
+def destination_rule(name: str, host: str = "web") -> dict[str, Any]:
+    subsets = [{"name": t, "labels": {"modelramp.dev/track": t}} for t in ("stable", "canary")]
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": {"name": name},
+        "spec": {"host": host, "subsets": subsets},
+    }
+
+
+def ingress(name: str, service: str = "web") -> dict[str, Any]:
+    path = {
+        "path": f"/v2/models/{service}",
+        "pathType": "Prefix",
+        "backend": {"service": {"name": service, "port": {"number": 80}}},
+    }
+    other = {
+        "path": "/other",
+        "pathType": "Prefix",
+        "backend": {"service": {"name": "other", "port": {"number": 80}}},
+    }
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": name, "annotations": {"owner": "alice"}},
+        "spec": {
+            "ingressClassName": "nginx",
+            "rules": [{"host": "models.example.com", "http": {"paths": [path, other]}}],
+        },
+    }
+
+
 def user_fields(route: dict[str, Any]) -> dict[str, Any]:
     """Everything of a route but its backendRefs (the operator's) and server bookkeeping."""
     spec = copy.deepcopy(route["spec"])

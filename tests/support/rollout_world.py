@@ -1,5 +1,6 @@
 """A small simulated cluster for the pure rollout engine: it applies `reconcile`'s output the way
-the kopf glue and Kubernetes would (Deployments, the HTTPRoute merge patch, status), and lets a
+the kopf glue and Kubernetes would (Deployments, the router's merge patches and applies, status),
+reads for the router what it asks for, and lets a
 test decide which pods become Ready and when, so rollouts are walked tick by tick without a
 cluster. Only the engine runs for real; the world never decides anything for it.
 """
@@ -24,6 +25,9 @@ from modelramp.operator.rollout.model import (
     ReconcileInput,
     ReconcileOutput,
 )
+from modelramp.operator.rollout.objects import backends_of
+from modelramp.operator.routers.base import RoutingRead
+from modelramp.operator.routers.registry import router_for
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 PROMETHEUS = {"prometheus": {"address": "http://prometheus:9090"}}
@@ -63,6 +67,112 @@ def httproute(name: str = "web", namespace: str = "default") -> dict[str, Any]:
     }
 
 
+def virtual_service(name: str = "web", namespace: str = "default") -> dict[str, Any]:
+    """A user's VirtualService: a managed route `primary` (to the apex Service) and a route of
+    another team's that the operator must leave alone."""
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": name, "namespace": namespace, "resourceVersion": "1"},
+        "spec": {
+            "hosts": ["models.example.com"],
+            "gateways": ["public"],
+            "http": [
+                {
+                    "name": "primary",
+                    "match": [{"uri": {"prefix": "/v2/models/md"}}, {"uri": {"prefix": "/v2/health"}}],
+                    "retries": {"attempts": 2},
+                    "route": [{"destination": {"host": "md"}}],
+                },
+                {"name": "other-team", "route": [{"destination": {"host": "other"}}]},
+            ],
+        },
+    }
+
+
+def destination_rule(name: str = "md", namespace: str = "default") -> dict[str, Any]:
+    """A DestinationRule on the apex Service whose subsets select the tracks."""
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": {"name": name, "namespace": namespace, "resourceVersion": "1"},
+        "spec": {
+            "host": "md",
+            "subsets": [
+                {"name": "stable", "labels": {"modelramp.dev/track": "stable"}},
+                {"name": "canary", "labels": {"modelramp.dev/track": "canary"}},
+            ],
+        },
+    }
+
+
+def ingress(name: str = "web", namespace: str = "default", service: str = "md") -> dict[str, Any]:
+    """A user's stable Ingress: the model's path and another team's path on one host."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": name, "namespace": namespace, "resourceVersion": "1"},
+        "spec": {
+            "ingressClassName": "nginx",
+            "rules": [
+                {
+                    "host": "models.example.com",
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/v2/models/md",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": service, "port": {"number": 80}}},
+                            },
+                            {
+                                "path": "/other",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": "other", "port": {"number": 80}}},
+                            },
+                        ]
+                    },
+                }
+            ],
+        },
+    }
+
+
+def routing_objects() -> list[dict[str, Any]]:
+    """One user object for every router (each reads only its own)."""
+    return [httproute(), virtual_service(), destination_rule(), ingress()]
+
+
+ROUTINGS: dict[str, dict[str, Any] | None] = {
+    "ratio": None,
+    "gateway": {"gatewayAPI": {"httpRoute": "web"}},
+    "gateway-matches": {
+        "gatewayAPI": {
+            "httpRoute": "web",
+            "canaryHeader": {"name": "x-canary", "value": "always"},
+            "mirrorPercent": 30,
+        }
+    },
+    "istio": {
+        "istio": {
+            "virtualService": "web",
+            "routes": ["primary"],
+            "canaryHeader": {"name": "x-canary", "value": "always"},
+            "mirrorPercent": 20,
+        }
+    },
+    "istio-subsets": {
+        "istio": {"virtualService": "web", "routes": ["primary"], "destinationRule": {"name": "md"}}
+    },
+    "nginx": {
+        "nginx": {
+            "ingress": "web",
+            "canaryHeader": {"name": "x-canary", "value": "always"},
+            "canaryCookie": "canary",
+        }
+    },
+}
+
+
 @dataclass
 class Pods:
     """What the kubelet made of one Deployment."""
@@ -77,8 +187,10 @@ class World:
     md: dict[str, Any]
     config: EngineConfig = CONFIG
     now: datetime = START
-    route: dict[str, Any] | None = None
-    route_error: str | None = None
+    # The routing objects by (kind, name): the user's, and what the router wrote.
+    objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # Routing objects the API server can't give now, with the error the glue would report.
+    unreadable: dict[tuple[str, str], str] = field(default_factory=dict)
     deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
     pods: dict[str, Pods] = field(default_factory=dict)
     # Tracks whose pods never become Ready (crash-looping image, no GPU to schedule on).
@@ -122,9 +234,31 @@ class World:
                 generation=1,
                 observed_generation=1,
             )
-        return Observed(
-            deployments=deployments, route=copy.deepcopy(self.route), route_error=self.route_error
-        )
+        model = self.model()
+        reads = []
+        for ref in router_for(model.spec.traffic_routing, backends_of(model)).reads():
+            key = (ref.kind, ref.name)
+            if key in self.unreadable:
+                reads.append(RoutingRead(ref=ref, error=self.unreadable[key]))
+            else:
+                reads.append(RoutingRead(ref=ref, body=copy.deepcopy(self.objects.get(key))))
+        return Observed(deployments=deployments, routing=reads)
+
+    def add(self, *objects: dict[str, Any]) -> World:
+        """The user creates routing objects (a resourceVersion each, as the API server gives)."""
+        for given in objects:
+            body = copy.deepcopy(given)
+            body["metadata"].setdefault("resourceVersion", "1")
+            self.objects[(body["kind"], body["metadata"]["name"])] = body
+        return self
+
+    def obj(self, kind: str, name: str) -> dict[str, Any]:
+        return self.objects[(kind, name)]
+
+    @property
+    def route(self) -> dict[str, Any]:
+        """The HTTPRoute `web` (the Gateway API tests' route)."""
+        return self.obj("HTTPRoute", "web")
 
     def _revision(self, track: str) -> str:
         label: str = self.deployments[track]["spec"]["template"]["metadata"]["labels"][REVISION_LABEL]
@@ -150,8 +284,18 @@ class World:
         for manifest in out.apply:
             if manifest["kind"] == "Deployment":
                 self.deployments[manifest["metadata"]["labels"]["modelramp.dev/track"]] = manifest
-        if out.route_patch is not None and self.route is not None:
-            self.route = merge_patch(self.route, out.route_patch)
+        for write in out.routing_writes:
+            key = (write.ref.kind, write.ref.name)
+            live = self.objects.get(key)
+            if write.method == "apply":
+                body = copy.deepcopy(write.body)
+            else:
+                assert live is not None, f"merge patch of a missing {key}"
+                assert write.resource_version == live["metadata"]["resourceVersion"], "stale patch"
+                body = merge_patch(live, write.body)
+            version = int(live["metadata"]["resourceVersion"]) + 1 if live else 1
+            body["metadata"]["resourceVersion"] = str(version)
+            self.objects[key] = body
         if crash_before_status:
             return out
         self.md["status"] = out.status.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -174,10 +318,10 @@ class World:
         for _ in range(20):
             if not self.auto_ready:
                 break
-            before = dict(self.pods), self.route
+            before = dict(self.pods), copy.deepcopy(self.objects)
             self.kubelet()
             out = self.reconcile()
-            if (dict(self.pods), self.route) == before:
+            if (dict(self.pods), self.objects) == before:
                 break
         self.now += timedelta(seconds=seconds)
         return out

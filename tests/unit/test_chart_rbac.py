@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from support.chart import by_kind, one, render
 
+from modelramp.operator.routers.registry import rbac_rules
+
 Rules = dict[tuple[str, str], frozenset[str]]
 
 READ = frozenset({"get", "list", "watch"})
@@ -24,8 +26,8 @@ WORKLOAD: Rules = {
     ("", "services"): MANAGE,
     # core/v1 Events, POSTed once each (kopf's own posting is off).
     ("", "events"): frozenset({"create"}),
-    # Read by name and patched; nothing watches HTTPRoutes.
-    ("gateway.networking.k8s.io", "httproutes"): frozenset({"get", "patch"}),
+    # The traffic routers' objects: exactly what the routers declare (operator/routers/registry.py).
+    **{(rule.api_group, rule.resource): rule.verbs for rule in rbac_rules()},
 }
 # The registry credentials named by `spec.model.registry.secretRef`, by name only.
 SECRETS: Rules = {("", "secrets"): frozenset({"get"})}

@@ -12,7 +12,7 @@ from modelramp.operator.api import ModelDeployment
 from modelramp.operator.cache import Key, ObjectCache, owner_of
 from modelramp.operator.config import ConfigError, load
 from modelramp.operator.control_cli import render_status
-from modelramp.operator.controller import manifest_hash, observe_deployment, routes_match
+from modelramp.operator.controller import manifest_hash, observe_deployment
 from modelramp.operator.kube import merge_patch, resource_path
 
 
@@ -68,15 +68,6 @@ def test_manifest_hash_ignores_key_order_but_not_values() -> None:
     same = {"spec": {"type": "ClusterIP", "ports": [{"port": 80}]}, "kind": "Service"}
     other = {"kind": "Service", "spec": {"ports": [{"port": 81}], "type": "ClusterIP"}}
     assert manifest_hash(one) == manifest_hash(same) != manifest_hash(other)
-
-
-def test_route_weights_already_set_are_recognised_despite_server_defaults() -> None:
-    live = [{"group": "", "kind": "Service", "name": "web-stable", "port": 80, "weight": 80}]
-    assert routes_match(live, [{"name": "web-stable", "port": 80, "weight": 80}])
-    assert not routes_match(live, [{"name": "web-stable", "port": 80, "weight": 70}])
-    assert not routes_match(
-        live, [{"name": "web-stable", "weight": 80}, {"name": "web-canary", "weight": 20}]
-    )
 
 
 def _deployment(labels: dict[str, str], **status: int) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from support.rollout_world import PROMETHEUS, World, httproute, measurements, model_deployment
+from support.rollout_world import PROMETHEUS, World, measurements, model_deployment, routing_objects
 
 ERROR_RATE = {"name": "error-rate", "builtin": "error-rate", "threshold": 0.05, "interval": "30s", "count": 1}
 TRACK = "modelramp.dev/track"
@@ -16,7 +16,7 @@ def blue_green(routing: dict[str, Any] | None = None, **options: Any) -> World:
     spec = model_deployment(
         {"blueGreen": options}, routing=routing, analysis={**PROMETHEUS, "metrics": [ERROR_RATE]}
     )
-    world = World(spec, route=httproute() if routing else None)
+    world = World(spec).add(*routing_objects())
     world.tick()
     world.set_spec("model.uri", "models:/iris/2")
     return world
@@ -112,16 +112,16 @@ def test_preview_that_never_becomes_ready_rolls_back_at_the_deadline() -> None:
 def test_gateway_blue_green_switches_the_route() -> None:
     world = blue_green({"gatewayAPI": {"httpRoute": "web"}}, autoPromotionEnabled=False)
     world.tick()
-    weights = [ref["weight"] for ref in world.route["spec"]["rules"][0]["backendRefs"]]  # type: ignore[index]
+    weights = [ref["weight"] for ref in world.route["spec"]["rules"][0]["backendRefs"]]
     assert weights == [100, 0]
     world.patch_status(promote=True)
     world.tick()
-    weights = [ref["weight"] for ref in world.route["spec"]["rules"][0]["backendRefs"]]  # type: ignore[index]
+    weights = [ref["weight"] for ref in world.route["spec"]["rules"][0]["backendRefs"]]
     assert weights == [0, 100]
     assert world.status["canaryWeight"] == 100
     world.tick(seconds=30)
     world.tick()
-    weights = [ref["weight"] for ref in world.route["spec"]["rules"][0]["backendRefs"]]  # type: ignore[index]
+    weights = [ref["weight"] for ref in world.route["spec"]["rules"][0]["backendRefs"]]
     assert weights == [100, 0]
     assert world.status["phase"] == "Healthy"
 

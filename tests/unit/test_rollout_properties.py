@@ -16,22 +16,28 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.rollout_world import PROMETHEUS, Pods, World, httproute, measurements, model_deployment
+from support.rollout_world import (
+    PROMETHEUS,
+    ROUTINGS,
+    Pods,
+    World,
+    measurements,
+    merge_patch,
+    model_deployment,
+    routing_objects,
+)
 
 from modelramp.operator.api.status import ModelDeploymentStatus
 from modelramp.operator.rollout import reconcile
 from modelramp.operator.rollout.model import ReconcileOutput
-from modelramp.operator.rollout.replicas import published_ratio_weight
-from modelramp.operator.routers.gateway_api import GatewayApiRouter
-from modelramp.operator.routers.replica_ratio import canary_replicas
+from modelramp.operator.rollout.objects import backends_of
+from modelramp.operator.routers.base import RoutingRead, Traffic
+from modelramp.operator.routers.pods import ratio_canary_pods, ratio_share
+from modelramp.operator.routers.registry import router_for
 
 # `make test-rollout-thorough` raises it; the default keeps the unit suite quick.
 EXAMPLES = int(os.environ.get("MODELRAMP_PROPERTY_EXAMPLES", "40"))
 METRIC = {"name": "error-rate", "builtin": "error-rate", "threshold": 0.05, "interval": "30s", "count": 2}
-ROUTINGS: dict[str, dict[str, Any] | None] = {
-    "ratio": None,
-    "gateway": {"gatewayAPI": {"httpRoute": "web"}},
-}
 
 
 @st.composite
@@ -59,7 +65,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     routing = draw(st.sampled_from(sorted(ROUTINGS)))
     if draw(st.booleans()):
         strategy: dict[str, Any] = {"canary": {"steps": draw(canary_steps())}}
-        if routing == "gateway" and draw(st.booleans()):
+        if routing != "ratio" and draw(st.booleans()):
             strategy["canary"]["dynamicStableScale"] = True
         if draw(st.booleans()):
             strategy["canary"]["analysis"] = {}
@@ -132,7 +138,7 @@ class Invariants:
         assert wire(again.status) == status
         assert again.events == []
         assert again.apply == out.apply
-        assert again.route_patch == out.route_patch
+        assert again.routing_writes == out.routing_writes
         total = md.spec.serving.replicas
         deployments = {
             m["metadata"]["labels"]["modelramp.dev/track"]: m for m in out.apply if m["kind"] == "Deployment"
@@ -141,20 +147,22 @@ class Invariants:
         assert all(0 <= count <= total for count in replicas.values()), replicas
         last_set = out.status.last_set_weight or 0
         strategy = md.spec.strategy
-        gateway = md.spec.traffic_routing.gateway_api is not None
-        if strategy.canary is not None and not gateway:
-            # The published weight is what the replicas give, and the canary has those pods.
-            assert out.status.canary_weight == published_ratio_weight(total, last_set)
-            assert replicas["canary"] >= canary_replicas(total, last_set)
-            if replicas["canary"] == canary_replicas(total, last_set):
+        ratio = md.spec.traffic_routing.replica_ratio is not None
+        if strategy.canary is not None and ratio:
+            # The published weight is what the replicas give, never more than asked (but one pod).
+            assert out.status.canary_weight == ratio_share(total, last_set)
+            assert replicas["canary"] >= ratio_canary_pods(total, last_set)
+            # Never more traffic than the step asked for, but for the one-pod minimum (issue 14).
+            assert out.status.canary_weight <= last_set or ratio_canary_pods(total, last_set) == 1
+            if replicas["canary"] == ratio_canary_pods(total, last_set):
                 assert replicas["stable"] + replicas["canary"] >= total
-        if gateway and world.route is not None and out.route_patch is not None and total > 0:
-            names = ("md-stable", "md-canary")
-            written = GatewayApiRouter().weights(out.route_patch, *names)
-            assert written is not None
-            if written.canary > 0:  # never traffic to a canary without pods
+        if out.routing_writes and total > 0:
+            # Never traffic (weighted, by header or mirrored) to a canary without pods.
+            given = written_traffic(inp, out)
+            assert given is not None
+            if given.weight > 0 or given.match_routes:
                 assert replicas["canary"] > 0
-        if not gateway and strategy.blue_green is not None and last_set == 100 and total > 0:
+        if ratio and strategy.blue_green is not None and last_set == 100 and total > 0:
             assert replicas["canary"] == total
         self._monotonic(out.status)
 
@@ -172,6 +180,17 @@ class Invariants:
         )
         if steady and previous is not None and same_rollout:
             assert key["weight"] >= previous["weight"], (previous, key)
+
+
+def written_traffic(inp: Any, out: ReconcileOutput) -> Any:
+    """The traffic the router gives once its writes are made (read back through the router)."""
+    router = router_for(inp.md.spec.traffic_routing, backends_of(inp.md))
+    reads = {read.ref: read for read in inp.observed.routing}
+    for write in out.routing_writes:
+        live = reads[write.ref].body
+        body = write.body if write.method == "apply" else merge_patch(live, write.body)
+        reads[write.ref] = RoutingRead(ref=write.ref, body=body)
+    return router.in_effect(reads, Traffic(out.status.last_set_weight or 0))
 
 
 def act(world: World, action: str, revision_counter: list[int]) -> None:
@@ -211,7 +230,7 @@ def act(world: World, action: str, revision_counter: list[int]) -> None:
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=scenarios(), actions=st.lists(st.sampled_from(ACTIONS), min_size=5, max_size=40))
 def test_invariants_hold_at_every_tick(spec: dict[str, Any], actions: list[str]) -> None:
-    world = World(spec, route=httproute(), check=Invariants())
+    world = World(spec, check=Invariants()).add(*routing_objects())
     world.tick()
     counter = [2]
     world.set_spec("model.uri", "models:/iris/2")
@@ -240,7 +259,7 @@ def test_killed_operator_never_repeats_or_skips_a_weight(
     steps: list[dict[str, Any]], routing: str, replicas: int, crashes: list[bool], kubelets: list[bool]
 ) -> None:
     spec = model_deployment({"canary": {"steps": steps}}, replicas=replicas, routing=ROUTINGS[routing])
-    world = World(spec, route=httproute(), auto_ready=False)
+    world = World(spec, auto_ready=False).add(*routing_objects())
     world.tick()
     world.kubelet()
     world.tick()

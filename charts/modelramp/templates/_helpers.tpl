@@ -52,7 +52,7 @@ The rules the operator needs on the objects it manages, wherever ModelDeployment
 mode puts them in a ClusterRole; namespaced mode in a Role per watched namespace. Only the verbs its
 requests use (operator/kube.py and kopf): merge patches and server-side apply (`patch`; an apply that
 creates is checked for `create` too), `delete`, core/v1 Events by POST, list/watch only where
-operator/handlers.py watches, and `get` where the controller reads one object (HTTPRoutes, Secrets).
+operator/handlers.py watches, and `get` where the controller reads one object (the routers' objects, Secrets).
 */}}
 {{- define "modelramp.workloadRules" -}}
 - apiGroups: ["modelramp.dev"]
@@ -70,9 +70,21 @@ operator/handlers.py watches, and `get` where the controller reads one object (H
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- /* The traffic routers' objects (each router's RBAC in operator/routers/*.py): the user's
+HTTPRoute and VirtualService read and patched, the DestinationRule only read, the canary Ingress
+server-side applied beside the user's Ingress (garbage-collected with its owner: no delete). */}}
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
   verbs: ["get", "patch"]
+- apiGroups: ["networking.istio.io"]
+  resources: ["virtualservices"]
+  verbs: ["get", "patch"]
+- apiGroups: ["networking.istio.io"]
+  resources: ["destinationrules"]
+  verbs: ["get"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
+  verbs: ["get", "create", "patch"]
 {{- include "modelramp.secretRules" . }}
 {{- end }}
 
