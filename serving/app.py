@@ -33,7 +33,13 @@ from modelramp.serving.bodies import RequestBody, receive_body
 from modelramp.serving.config import ServeConfig
 from modelramp.serving.cpus import usable_cpus
 from modelramp.serving.dataplane import SERVER_VERSION, Answer, DataPlane, ServingState
-from modelramp.serving.errors import ClientDisconnected, InferenceFailed, ModelLoadError, ServingError
+from modelramp.serving.errors import (
+    ClientDisconnected,
+    InferenceFailed,
+    ModelLoadError,
+    RequestTimeout,
+    ServingError,
+)
 from modelramp.serving.input_histograms import check_fits
 from modelramp.serving.input_reference import read_reference
 from modelramp.serving.loading import LoadedModel, load_model, resolve_device
@@ -311,6 +317,9 @@ class ServingApp:
         ]
         if answer.header_length is not None:
             headers.append((HEADER_LENGTH, str(answer.header_length).encode()))
+        if status == RequestTimeout.status_code:
+            # The rest of that body may still come; it must not be read as the next request.
+            headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
 
@@ -342,7 +351,10 @@ def _response(status: int, answer: Answer | None) -> Response:
     if answer is None:
         return Response(status_code=status)  # never read: the client is gone
     if answer.header_length is None:
-        return _json(answer.body, status)
+        response = _json(answer.body, status)
+        if status == RequestTimeout.status_code:
+            response.headers["connection"] = "close"
+        return response
     return Response(
         answer.body,
         status_code=status,
