@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -62,20 +62,23 @@ class InputHistograms(Collector):
                 self._counts[index] += counts
                 self._sums[index] += total
 
-    def collect(self) -> Iterator[HistogramMetricFamily]:
-        family = HistogramMetricFamily(
-            METRIC,
-            "Input feature values per row, in the buckets of the input reference.",
-            labels=("model", "version", "feature"),
+    def collect(self) -> Iterator[Metric]:
+        # Samples by hand: `HistogramMetricFamily` drops _sum and _count as soon as a bound is
+        # negative (an OpenMetrics rule), and features are often centred on zero.
+        family = Metric(
+            METRIC, "Input feature values per row, in the buckets of the input reference.", "histogram"
         )
         with self._lock:
             snapshot = [
                 (counts.copy(), total) for counts, total in zip(self._counts, self._sums, strict=True)
             ]
+        model, version = self._labels
         for name, bounds, (counts, total) in zip(self._names, self._bounds, snapshot, strict=True):
+            labels = {"model": model, "version": version, "feature": name}
             cumulative = np.cumsum(counts).tolist()
             edges = [*(str(floatToGoString(bound)) for bound in bounds), "+Inf"]  # type: ignore[no-untyped-call]
-            family.add_metric(
-                [*self._labels, name], list(zip(edges, cumulative, strict=True)), sum_value=total
-            )
+            for edge, count in zip(edges, cumulative, strict=True):
+                family.add_sample(f"{METRIC}_bucket", {**labels, "le": edge}, count)
+            family.add_sample(f"{METRIC}_count", labels, cumulative[-1])
+            family.add_sample(f"{METRIC}_sum", labels, total)
         yield family

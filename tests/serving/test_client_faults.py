@@ -6,26 +6,14 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import numpy as np
 import pytest
 import torch
-from conftest import expected
+from conftest import BODY_TIMEOUT_S, expected
 from support.serving import ServingProcess
-
-BODY_TIMEOUT_S = 3
-
-
-@pytest.fixture(scope="module")
-def served(torchscript_mlp: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingProcess]:
-    # A batch window far longer than any client timeout below: if a stalled upload could hold a
-    # batch, every other request would time out.
-    flags = ["--max-latency-ms", "60000", "--body-timeout-s", str(BODY_TIMEOUT_S), "--log-level", "info"]
-    with ServingProcess(torchscript_mlp, tmp_path_factory.mktemp("faults"), extra_args=flags) as server:
-        yield server
 
 
 def _count(server: ServingProcess, code: str) -> float:
@@ -57,20 +45,20 @@ def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -
 
 
 @pytest.mark.parametrize("path", ["/v2/models/model/infer", "/invocations"])
-def test_a_client_gone_mid_body_is_499_not_500(served: ServingProcess, path: str) -> None:
-    gone_before, errors_before = _count(served, "499"), _count(served, "500")
-    connection = _half_sent(served, path)
+def test_a_client_gone_mid_body_is_499_not_500(served_mlp: ServingProcess, path: str) -> None:
+    gone_before, errors_before = _count(served_mlp, "499"), _count(served_mlp, "500")
+    connection = _half_sent(served_mlp, path)
     time.sleep(0.3)  # let the server start reading the body
     connection.close()
-    _wait_for(lambda: _count(served, "499") == gone_before + 1, "the disconnect was not counted as 499")
-    assert _count(served, "500") == errors_before
-    log = served.log_tail(400)
+    _wait_for(lambda: _count(served_mlp, "499") == gone_before + 1, "the disconnect was not counted as 499")
+    assert _count(served_mlp, "500") == errors_before
+    log = served_mlp.log_tail(400)
     assert "disconnected after" in log
     assert "Traceback" not in log and " ERROR " not in log, log
 
 
-def test_a_stalled_upload_delays_nobody(served: ServingProcess, mlp: torch.nn.Module) -> None:
-    stalled = _half_sent(served)
+def test_a_stalled_upload_delays_nobody(served_mlp: ServingProcess, mlp: torch.nn.Module) -> None:
+    stalled = _half_sent(served_mlp)
     try:
         time.sleep(0.3)
         rows = np.random.default_rng(3).normal(size=(2, 4)).astype(np.float32)
@@ -80,7 +68,7 @@ def test_a_stalled_upload_delays_nobody(served: ServingProcess, mlp: torch.nn.Mo
             ]
         }
         # Far below the 60 s batch window: answered only if nothing waits for the stalled body.
-        with httpx.Client(base_url=served.url, timeout=BODY_TIMEOUT_S / 2) as client:
+        with httpx.Client(base_url=served_mlp.url, timeout=BODY_TIMEOUT_S / 2) as client:
             for _ in range(5):
                 response = client.post("/v2/models/model/infer", json=body)
                 assert response.status_code == 200, response.text
@@ -90,9 +78,9 @@ def test_a_stalled_upload_delays_nobody(served: ServingProcess, mlp: torch.nn.Mo
         stalled.close()
 
 
-def test_a_body_slower_than_the_timeout_gets_408(served: ServingProcess) -> None:
-    timed_out_before, errors_before = _count(served, "408"), _count(served, "500")
-    with _half_sent(served) as stalled:
+def test_a_body_slower_than_the_timeout_gets_408(served_mlp: ServingProcess) -> None:
+    timed_out_before, errors_before = _count(served_mlp, "408"), _count(served_mlp, "500")
+    with _half_sent(served_mlp) as stalled:
         stalled.settimeout(BODY_TIMEOUT_S * 5)
         answer = b""
         while chunk := stalled.recv(65536):  # the server closes after a 408
@@ -100,5 +88,5 @@ def test_a_body_slower_than_the_timeout_gets_408(served: ServingProcess) -> None
     status_line, _, rest = answer.partition(b"\r\n")
     assert b" 408 " in status_line, answer
     assert "--body-timeout-s" in json.loads(rest.partition(b"\r\n\r\n")[2])["error"]
-    assert _count(served, "408") == timed_out_before + 1
-    assert _count(served, "500") == errors_before
+    assert _count(served_mlp, "408") == timed_out_before + 1
+    assert _count(served_mlp, "500") == errors_before

@@ -8,8 +8,6 @@ against the model itself.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,12 +18,6 @@ from conftest import expected
 from support.serving import ServingProcess
 
 MODEL = "model"  # the name ServingProcess serves under
-
-
-@pytest.fixture(scope="module")
-def served_mlp(torchscript_mlp: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingProcess]:
-    with ServingProcess(torchscript_mlp, tmp_path_factory.mktemp("clients")) as server:
-        yield server
 
 
 def _rows(count: int, seed: int) -> np.ndarray:
