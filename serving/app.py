@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import orjson
 import torch
@@ -117,10 +118,10 @@ class ServingApp:
 
     def build(self) -> ASGIApp:
         model_routes: list[tuple[str, Endpoint, str]] = [
-            ("", self.model_metadata, "GET"),
+            ("", self._model_document(self.plane.model_metadata), "GET"),
             ("/ready", self.model_ready, "GET"),
-            ("/config", self.model_config, "GET"),
-            ("/stats", self.model_statistics, "GET"),
+            ("/config", self._model_document(self.plane.model_config), "GET"),
+            ("/stats", self._model_document(self.plane.model_statistics), "GET"),
             ("/infer", self.infer, "POST"),
         ]
         routes = [
@@ -128,7 +129,7 @@ class ServingApp:
             Route("/v2/health/ready", self.ready, methods=["GET"]),
             Route("/v2", self.server_metadata, methods=["GET"]),
             # Before /v2/models/{name}: "stats" is not a model name here.
-            Route("/v2/models/stats", self.model_statistics, methods=["GET"]),
+            Route("/v2/models/stats", self._model_document(self.plane.model_statistics), methods=["GET"]),
             Route("/v2/repository/index", self.repository_index, methods=["POST"]),
             Route("/invocations", self.invocations, methods=["POST"]),
             Route("/ping", self.ping, methods=["GET"]),
@@ -239,34 +240,20 @@ class ServingApp:
     async def server_metadata(self, _request: Request) -> Response:
         return _json(self.plane.server_metadata())
 
-    async def model_config(self, request: Request) -> Response:
-        try:
-            return _json(
-                self.plane.model_config(request.path_params["name"], request.path_params.get("version"))
-            )
-        except ServingError as error:
-            return _oip_error(error)
-
-    async def model_statistics(self, request: Request) -> Response:
-        try:
-            return _json(
-                self.plane.model_statistics(
-                    request.path_params.get("name"), request.path_params.get("version")
-                )
-            )
-        except ServingError as error:
-            return _oip_error(error)
-
     async def repository_index(self, _request: Request) -> Response:
         return _json(self.plane.repository_index())
 
-    async def model_metadata(self, request: Request) -> Response:
-        try:
-            return _json(
-                self.plane.model_metadata(request.path_params["name"], request.path_params.get("version"))
-            )
-        except ServingError as error:
-            return _oip_error(error)
+    @staticmethod
+    def _model_document(document: Callable[[Any, str | None], bytes]) -> Endpoint:
+        """An endpoint answering `document(name, version)` from the path, or the plane's error."""
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                return _json(document(request.path_params.get("name"), request.path_params.get("version")))
+            except ServingError as error:
+                return _oip_error(error)
+
+        return endpoint
 
     async def model_ready(self, request: Request) -> Response:
         try:
