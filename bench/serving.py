@@ -1,7 +1,8 @@
 """Serving benchmark (run on demand, not a test): modelramp vs MLflow vs KServe vs raw batched forward.
 
 Same models (a small MLP and a ResNet-18-size CNN, random weights), same machine, same load
-generator (wrk, one thread, keep-alive connections, one row per request) at several concurrencies,
+generator (wrk, one thread, keep-alive connections, one row per request in JSON; and modelramp with
+64 rows per request as binary tensors, tritonclient's default) at several concurrencies,
 side by side in one run. The raw forward runs the served TorchScript file at the mean batch size
 modelramp formed at each concurrency (read from its `modelramp_batch_size` histogram). Prints
 throughput, p50 and p99 for each, and the ratios the issue sets as goals (>= 3x MLflow, >= 1.5x
@@ -87,6 +88,11 @@ class ResNet18(nn.Module):
         return output
 
 
+# The multi-row point: what a batch client (tritonclient's default binary tensors) sends.
+MULTI_ROWS = 64
+MULTI_SERVER = f"modelramp binary x{MULTI_ROWS}"
+
+
 @dataclass
 class Case:
     name: str
@@ -104,6 +110,7 @@ class Result:
     p99_ms: float
     errors: int
     rows_per_forward: float | None = None  # modelramp's mean batch; the raw loop's batch
+    rows_per_request: int = 1
 
 
 def free_port() -> int:
@@ -120,6 +127,8 @@ wrk.method = "POST"
 wrk.body = file:read("*a")
 file:close()
 wrk.headers["Content-Type"] = "application/json"
+local header_length = os.getenv("BENCH_HEADER_LENGTH")
+if header_length then wrk.headers["Inference-Header-Content-Length"] = header_length end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("RESULT %d %d %d %d %d\\n", summary.requests, summary.duration,
@@ -135,6 +144,7 @@ class Load:
     port: int
     path: str
     body: bytes
+    header_length: int | None = None  # binary tensors: the JSON header's length
 
 
 def wrk(load: Load, work: Path, concurrency: int, seconds: int) -> tuple[float, float, float, int]:
@@ -146,9 +156,10 @@ def wrk(load: Load, work: Path, concurrency: int, seconds: int) -> tuple[float, 
         "wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "-s", str(script),
         f"http://127.0.0.1:{load.port}{load.path}",
     ]  # fmt: skip
-    output = subprocess.run(
-        command, capture_output=True, text=True, check=True, env=os.environ | {"BENCH_BODY": str(body)}
-    ).stdout
+    env = os.environ | {"BENCH_BODY": str(body)}
+    if load.header_length is not None:
+        env["BENCH_HEADER_LENGTH"] = str(load.header_length)
+    output = subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout
     line = next(line for line in output.splitlines() if line.startswith("RESULT "))
     requests, duration_us, errors, p50_us, p99_us = (int(field) for field in line.split()[1:])
     return requests / (duration_us / 1e6), p50_us / 1000, p99_us / 1000, errors
@@ -162,6 +173,25 @@ def measure(server: str, case: str, load: Load, *, work: Path, concurrency: int,
 
 def http_body(body: Mapping[str, object]) -> bytes:
     return json.dumps(body).encode()
+
+
+def binary_body(rows: np.ndarray) -> tuple[bytes, int]:
+    """An OIP request with the rows as binary tensor data and binary output, as tritonclient sends."""
+    raw = rows.astype(np.float32).tobytes()
+    header = http_body(
+        {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": list(rows.shape),
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    )
+    return header + raw, len(header)
 
 
 def forwards(port: int) -> tuple[float, float]:
@@ -362,13 +392,25 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
     # Peers start after modelramp and get the torch thread count it chose (same CPU budget).
     modelramp_log = work / f"{case.name}-modelramp.log"
     oip = {"inputs": [{"name": "input-0", "shape": [1, *case.row_shape], "datatype": "FP32", "data": [row]}]}
-    servers: list[tuple[str, Callable[[int, Path], subprocess.Popen[bytes]], str, str, bytes]] = [
+    many = np.random.default_rng(1).normal(size=(MULTI_ROWS, *case.row_shape))
+    binary, header_length = binary_body(many)
+
+    def start_ours(port: int, log: Path) -> subprocess.Popen[bytes]:
+        return start_modelramp(script_path, case, port, log)
+
+    # (name, start, ready path, infer path, body, header length, rows per request)
+    servers: list[
+        tuple[str, Callable[[int, Path], subprocess.Popen[bytes]], str, str, bytes, int | None, int]
+    ] = [
+        ("modelramp", start_ours, "/v2/health/ready", "/v2/models/model/infer", http_body(oip), None, 1),
         (
-            "modelramp",
-            lambda port, log: start_modelramp(script_path, case, port, log),
+            MULTI_SERVER,
+            start_ours,
             "/v2/health/ready",
             "/v2/models/model/infer",
-            http_body(oip),
+            binary,
+            header_length,
+            MULTI_ROWS,
         ),
         (
             "mlflow serve",
@@ -376,6 +418,8 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
             "/ping",
             "/invocations",
             http_body({"inputs": [row]}),
+            None,
+            1,
         ),
     ]
     if kserve_python is not None:
@@ -388,21 +432,26 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
                 "/v1/models/model",
                 "/v1/models/model:predict",
                 http_body({"instances": [row]}),
+                None,
+                1,
             )
         )
     results: list[Result] = []
-    for name, start, ready_path, path, body in servers:
+    for name, start, ready_path, path, body, json_length, rows_per_request in servers:
         port = free_port()
-        log = work / f"{case.name}-{name.split()[0]}.log"
+        log = (
+            work / f"{case.name}-{name.split()[0] if name == 'mlflow serve' else name.replace(' ', '-')}.log"
+        )
         process = start(port, log)
         try:
             wait_ready(process, port, ready_path)
             for concurrency in args.concurrency:
-                before = forwards(port) if name == "modelramp" else None
+                ours = name.startswith("modelramp")
+                before = forwards(port) if ours else None
                 result = measure(
                     name,
                     case.name,
-                    Load(port, path, body),
+                    Load(port, path, body, json_length),
                     work=work,
                     concurrency=concurrency,
                     seconds=args.seconds,
@@ -411,6 +460,7 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
                     # Over the warm-up and the measurement, both at this concurrency.
                     after = forwards(port)
                     result.rows_per_forward = (after[1] - before[1]) / max(after[0] - before[0], 1)
+                result.rows_per_request = rows_per_request
                 results.append(result)
                 print(f"  {case.name} {name} c={concurrency}: {result.throughput:.0f} req/s", file=sys.stderr)
         except RuntimeError as error:
@@ -418,9 +468,13 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
         finally:
             stop(process)
     # After the servers stopped, so the raw loop has the machine to itself.
-    for ours in [r for r in results if r.server == "modelramp"]:
-        batch = max(1, round(ours.rows_per_forward or 1))
-        results.append(raw_batched(script_path, case, batch, ours.concurrency, args.seconds))
+    batches = {
+        (ours.concurrency, max(1, round(ours.rows_per_forward or 1)))
+        for ours in results
+        if ours.server.startswith("modelramp")
+    }
+    for concurrency, batch in sorted(batches):
+        results.append(raw_batched(script_path, case, batch, concurrency, args.seconds))
     return results
 
 
@@ -434,15 +488,17 @@ def _p99(ours: Result, other: Result | None) -> str:
 
 def report(results: list[Result]) -> str:
     lines = [
-        "| model | server | concurrency | rows/forward | req/s | p50 ms | p99 ms | errors |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | server | concurrency | rows/forward | req/s | rows/s | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        label = f"(for c={r.concurrency})" if r.server.startswith("raw") else str(r.concurrency)
+        raw_loop = r.server.startswith("raw")
+        label = f"(for c={r.concurrency})" if raw_loop else str(r.concurrency)
         rows = "" if r.rows_per_forward is None else f"{r.rows_per_forward:.1f}"
+        requests = "" if raw_loop else f"{r.throughput:.0f}"
         lines.append(
-            f"| {r.case} | {r.server} | {label} | {rows} | {r.throughput:.0f} | {r.p50_ms:.2f}"
-            f" | {r.p99_ms:.2f} | {r.errors} |"
+            f"| {r.case} | {r.server} | {label} | {rows} | {requests} | {_rows_per_s(r):.0f}"
+            f" | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} |"
         )
     lines += [
         "",
@@ -452,19 +508,30 @@ def report(results: list[Result]) -> str:
         "|---|---|---|---|---|---|",
     ]
     by_key = {(r.case, r.server, r.concurrency): r for r in results}
-    raws = {(r.case, r.concurrency): r for r in results if r.server.startswith("raw")}
+    raws = {
+        (r.case, r.concurrency, round(r.rows_per_forward or 1)): r
+        for r in results
+        if r.server.startswith("raw")
+    }
     for r in results:
-        if r.server != "modelramp":
+        if not r.server.startswith("modelramp"):
             continue
-        mlflow_r = by_key.get((r.case, "mlflow serve", r.concurrency))
-        kserve_r = by_key.get((r.case, "kserve", r.concurrency))
-        raw = raws[(r.case, r.concurrency)]
+        one_row = r.server == "modelramp"
+        mlflow_r = by_key.get((r.case, "mlflow serve", r.concurrency)) if one_row else None
+        kserve_r = by_key.get((r.case, "kserve", r.concurrency)) if one_row else None
+        raw = raws[(r.case, r.concurrency, max(1, round(r.rows_per_forward or 1)))]
+        label = r.case if one_row else f"{r.case}, {r.server.removeprefix('modelramp ')}"
         lines.append(
-            f"| {r.case} | {r.concurrency} | {_ratio(r, mlflow_r)} | {_ratio(r, kserve_r)}"
-            f" | {r.throughput / raw.throughput:.2f} |"
+            f"| {label} | {r.concurrency} | {_ratio(r, mlflow_r)} | {_ratio(r, kserve_r)}"
+            f" | {_rows_per_s(r) / raw.throughput:.2f} |"
             f" {_p99(r, mlflow_r)} / {_p99(r, kserve_r)} |"
         )
     return "\n".join(lines)
+
+
+def _rows_per_s(r: Result) -> float:
+    """The raw loop's throughput is already in rows/s; a server's is requests/s x rows per request."""
+    return r.throughput if r.server.startswith("raw") else r.throughput * r.rows_per_request
 
 
 def main() -> int:
@@ -492,7 +559,8 @@ def main() -> int:
             results += run_case(cases[name], args, Path(tmp), kserve_python)
     print(
         f"\n{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end,"
-        f" torch {torch.__version__}, {args.seconds}s per point, one row per request, wrk -t1\n"
+        f" torch {torch.__version__}, {args.seconds}s per point, one row per request"
+        f" (JSON) except {MULTI_SERVER!r} ({MULTI_ROWS} rows, binary tensors in and out), wrk -t1\n"
     )
     print(report(results))
     return 0

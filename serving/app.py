@@ -16,21 +16,33 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import orjson
 import torch
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelramp.serving.batching import DynamicBatcher
+from modelramp.serving.binary import HEADER_LENGTH
+from modelramp.serving.bodies import RequestBody, receive_body
 from modelramp.serving.config import ServeConfig
 from modelramp.serving.cpus import usable_cpus
-from modelramp.serving.dataplane import DataPlane, ServingState
-from modelramp.serving.errors import InferenceFailed, ModelLoadError, PayloadTooLarge, ServingError
+from modelramp.serving.dataplane import SERVER_VERSION, Answer, DataPlane, ServingState
+from modelramp.serving.errors import (
+    ClientDisconnected,
+    InferenceFailed,
+    ModelLoadError,
+    RequestTimeout,
+    ServingError,
+)
+from modelramp.serving.input_histograms import check_fits
+from modelramp.serving.input_reference import read_reference
 from modelramp.serving.loading import LoadedModel, load_model, resolve_device
 from modelramp.serving.metrics import ServingMetrics
 from modelramp.serving.predictor import Predictor, scores
@@ -39,11 +51,11 @@ log = logging.getLogger(__name__)
 
 _JSON = "application/json"
 _JSON_HEADER = (b"content-type", _JSON.encode())
+_BINARY_HEADER = (b"content-type", b"application/octet-stream")
 Endpoint = Callable[[Request], Awaitable[Response]]
 ErrorBody = Callable[[ServingError], bytes]
-BodyReader = Callable[[], Awaitable[bytes]]
-# A data-plane prediction: given the body reader, the response body (or a `ServingError`).
-Prediction = Callable[[BodyReader], Awaitable[bytes]]
+# A data-plane prediction: given the received body, the answer (or a `ServingError`).
+Prediction = Callable[[RequestBody], Awaitable[Answer]]
 # Below this time for a full-batch forward, forwards run on the event loop (see `batching`).
 INLINE_FORWARD_S = 0.002
 
@@ -65,6 +77,26 @@ def _oip_error(error: ServingError) -> Response:
     return _json(_oip_error_body(error), error.status_code)
 
 
+async def _http_error(_request: Request, error: Exception) -> Response:
+    """Starlette's own 404/405 (unknown path, wrong method) as OIP's `{"error": ...}`."""
+    assert isinstance(error, HTTPException)
+    return Response(
+        orjson.dumps({"error": error.detail}),
+        status_code=error.status_code,
+        headers=error.headers,
+        media_type=_JSON,
+    )
+
+
+def _without_trailing_slash(scope: Scope) -> Scope:
+    """`/v2/models/m/infer/` is `/v2/models/m/infer`: answered, not redirected (clients drop a
+    POST body on a 307 or don't follow it)."""
+    path: str = scope["path"]
+    if len(path) > 1 and path.endswith("/"):
+        return {**scope, "path": path.rstrip("/") or "/"}
+    return scope
+
+
 class ServingApp:
     """The ASGI app for one model, once `build` ran; `on_load_failure` lets the CLI exit non-zero."""
 
@@ -79,23 +111,30 @@ class ServingApp:
         self.config = config
         self.metrics = metrics
         self.state = ServingState()
-        self.plane = DataPlane(config, self.state)
+        self.plane = DataPlane(config, self.state, metrics.statistics)
         self._load = load
         self._on_load_failure = on_load_failure
         self.load_error: ModelLoadError | None = None
 
     def build(self) -> ASGIApp:
         model_routes: list[tuple[str, Endpoint, str]] = [
-            ("", self.model_metadata, "GET"),
+            ("", self._model_document(self.plane.model_metadata), "GET"),
             ("/ready", self.model_ready, "GET"),
+            ("/config", self._model_document(self.plane.model_config), "GET"),
+            ("/stats", self._model_document(self.plane.model_statistics), "GET"),
             ("/infer", self.infer, "POST"),
         ]
         routes = [
             Route("/v2/health/live", self.live, methods=["GET"]),
             Route("/v2/health/ready", self.ready, methods=["GET"]),
             Route("/v2", self.server_metadata, methods=["GET"]),
+            # Before /v2/models/{name}: "stats" is not a model name here.
+            Route("/v2/models/stats", self._model_document(self.plane.model_statistics), methods=["GET"]),
+            Route("/v2/repository/index", self.repository_index, methods=["POST"]),
             Route("/invocations", self.invocations, methods=["POST"]),
             Route("/ping", self.ping, methods=["GET"]),
+            Route("/health", self.ping, methods=["GET"]),
+            Route("/version", self.version, methods=["GET"]),
             Route("/metrics", self.prometheus, methods=["GET"]),
         ]
         for suffix, endpoint, method in model_routes:
@@ -103,15 +142,17 @@ class ServingApp:
             routes.append(
                 Route(f"/v2/models/{{name}}/versions/{{version}}{suffix}", endpoint, methods=[method])
             )
-        self._starlette = Starlette(routes=routes, lifespan=self._lifespan)
+        self._starlette = Starlette(
+            routes=routes, lifespan=self._lifespan, exception_handlers={HTTPException: _http_error}
+        )
         name, version = self.config.model_name, self.config.model_version
         self._lanes: dict[str, tuple[Prediction, ErrorBody]] = {
             f"/v2/models/{name}/infer": (
-                lambda read_body: self.plane.infer(name, None, read_body),
+                lambda body: self.plane.infer(name, None, body),
                 _oip_error_body,
             ),
             f"/v2/models/{name}/versions/{version}/infer": (
-                lambda read_body: self.plane.infer(name, version, read_body),
+                lambda body: self.plane.infer(name, version, body),
                 _oip_error_body,
             ),
             "/invocations": (self.plane.invocations, _mlflow_error_body),
@@ -141,7 +182,7 @@ class ServingApp:
             predictor.forward,
             max_batch_size=self.config.max_batch_size,
             max_latency_s=self.config.max_latency_ms / 1000,
-            observe=lambda rows, seconds, output: self.metrics.forward(rows, seconds, scores(output)),
+            observe=lambda inputs, seconds, output: self.metrics.forward(inputs, seconds, scores(output)),
             inline=predictor.full_batch_seconds < INLINE_FORWARD_S,
         )
         batcher.start()
@@ -159,13 +200,28 @@ class ServingApp:
 
     def _ready_predictor(self) -> Predictor:
         torch.set_num_threads(self.config.torch_threads or usable_cpus())
-        predictor = Predictor(self._load(self.config))
+        model = self._load(self.config)
+        self._track_inputs(model)
+        predictor = Predictor(model)
         predictor.warm_up(self.config.max_batch_size)
         if self.config.torch_threads is None and predictor.full_batch_seconds < INLINE_FORWARD_S:
             # A forward this short gains little from more threads, and under load (the event loop
             # and clients share the cores) their barriers cost whole scheduler slices.
             torch.set_num_threads(1)
         return predictor
+
+    def _track_inputs(self, model: LoadedModel) -> None:
+        """Input histograms from `--input-reference`, else from the model's own reference file."""
+        path = self.config.input_reference or model.input_reference
+        if path is None:
+            return
+        try:
+            reference = read_reference(path)
+            check_fits(reference, model.input)
+        except ValueError as error:
+            raise ModelLoadError(f"input-reference: {error}") from None
+        self.metrics.track_inputs(reference)
+        log.info("input histograms for %d features from %s", len(reference.features), path)
 
     # Health and metadata: cheap, not counted in the request metrics.
     async def live(self, _request: Request) -> Response:
@@ -178,16 +234,26 @@ class ServingApp:
     async def ping(self, _request: Request) -> Response:
         return Response(b"\n", status_code=200 if self.state.ready else 503, media_type=_JSON)
 
+    async def version(self, _request: Request) -> Response:
+        return Response(SERVER_VERSION, media_type="text/plain")
+
     async def server_metadata(self, _request: Request) -> Response:
         return _json(self.plane.server_metadata())
 
-    async def model_metadata(self, request: Request) -> Response:
-        try:
-            return _json(
-                self.plane.model_metadata(request.path_params["name"], request.path_params.get("version"))
-            )
-        except ServingError as error:
-            return _oip_error(error)
+    async def repository_index(self, _request: Request) -> Response:
+        return _json(self.plane.repository_index())
+
+    @staticmethod
+    def _model_document(document: Callable[[Any, str | None], bytes]) -> Endpoint:
+        """An endpoint answering `document(name, version)` from the path, or the plane's error."""
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                return _json(document(request.path_params.get("name"), request.path_params.get("version")))
+            except ServingError as error:
+                return _oip_error(error)
+
+        return endpoint
 
     async def model_ready(self, request: Request) -> Response:
         try:
@@ -204,78 +270,84 @@ class ServingApp:
     # model's paths; these endpoints handle the rest (unknown names answer 404 through the plane).
     async def infer(self, request: Request) -> Response:
         name, version = request.path_params["name"], request.path_params.get("version")
-        status, body = await self._predict(
-            lambda read_body: self.plane.infer(name, version, read_body),
+        status, answer = await self._predict(
+            lambda body: self.plane.infer(name, version, body),
             _oip_error_body,
             request.scope,
             request.receive,
         )
-        return _json(body, status)
+        return _response(status, answer)
 
     async def invocations(self, request: Request) -> Response:
-        status, body = await self._predict(
+        status, answer = await self._predict(
             self.plane.invocations, _mlflow_error_body, request.scope, request.receive
         )
-        return _json(body, status)
+        return _response(status, answer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The server's ASGI entry: exact-path prediction lane first, Starlette for the rest."""
-        lane = (
-            self._lanes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        )
+        if scope["type"] != "http":
+            await self._starlette(scope, receive, send)
+            return
+        scope = _without_trailing_slash(scope)
+        lane = self._lanes.get(scope["path"]) if scope["method"] == "POST" else None
         if lane is None:
             await self._starlette(scope, receive, send)
             return
         predict, error_body = lane
-        status, body = await self._predict(predict, error_body, scope, receive)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [_JSON_HEADER, (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        status, answer = await self._predict(predict, error_body, scope, receive)
+        if answer is None:  # the client is gone
+            return
+        headers = [
+            _JSON_HEADER if answer.header_length is None else _BINARY_HEADER,
+            (b"content-length", str(len(answer.body)).encode()),
+        ]
+        if answer.header_length is not None:
+            headers.append((HEADER_LENGTH, str(answer.header_length).encode()))
+        if status == RequestTimeout.status_code:
+            # The rest of that body may still come; it must not be read as the next request.
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
 
     async def _predict(
         self, predict: Prediction, error_body: ErrorBody, scope: Scope, receive: Receive
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, Answer | None]:
+        """Receives the whole body, predicts, counts; `None`: the client went away, nobody to answer."""
         started = time.perf_counter()
+        answer: Answer | None
         try:
-            status, body = 200, await predict(lambda: self._read_body(scope, receive))
+            body = await receive_body(
+                scope, receive, limit=self.config.max_body_bytes, timeout_s=self.config.body_timeout_s
+            )
+            status, answer = 200, await predict(body)
+        except ClientDisconnected as error:
+            log.info("%s %s: %s", scope["method"], scope["path"], error.message)
+            status, answer = error.status_code, None
         except ServingError as error:
-            status, body = error.status_code, error_body(error)
+            status, answer = error.status_code, Answer(error_body(error))
         except Exception as error:  # a bug must cost one 500, counted, not the server
             log.exception("unexpected error while predicting")
             failure = InferenceFailed(f"internal error: {type(error).__name__}: {error}")
-            status, body = failure.status_code, error_body(failure)
+            status, answer = failure.status_code, Answer(error_body(failure))
         self.metrics.request(status, time.perf_counter() - started)
-        return status, body
+        return status, answer
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        """The body, refusing more than `max_body_bytes` before reading it when the size is declared."""
-        limit = self.config.max_body_bytes
-        for key, declared in scope["headers"]:
-            if key == b"content-length":
-                if declared.isdigit() and int(declared) > limit:
-                    raise PayloadTooLarge(
-                        f"body: {declared.decode()} bytes is over the limit of {limit} (--max-body-bytes)"
-                    )
-                break
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnect()
-            chunk: bytes = message.get("body", b"")
-            more = message.get("more_body", False)
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"body: over the limit of {limit} bytes (--max-body-bytes)")
-            chunks.append(chunk)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+def _response(status: int, answer: Answer | None) -> Response:
+    if answer is None:
+        return Response(status_code=status)  # never read: the client is gone
+    if answer.header_length is None:
+        response = _json(answer.body, status)
+        if status == RequestTimeout.status_code:
+            response.headers["connection"] = "close"
+        return response
+    return Response(
+        answer.body,
+        status_code=status,
+        headers={HEADER_LENGTH.decode(): str(answer.header_length)},
+        media_type="application/octet-stream",
+    )
 
 
 def create_app(

@@ -37,8 +37,8 @@ from modelramp.serving.errors import InferenceFailed
 log = logging.getLogger(__name__)
 
 Array = npt.NDArray[Any]
-# Called after every forward, on whichever thread ran it: (rows, seconds, output).
-ForwardObserver = Callable[[int, float, Array], None]
+# Called after every forward, on whichever thread ran it: (merged input rows, seconds, output).
+ForwardObserver = Callable[[Array, float, Array], None]
 
 
 @dataclass(slots=True)
@@ -229,7 +229,7 @@ class DynamicBatcher:
         elapsed = time.perf_counter() - started
         if output.ndim == 0 or output.shape[0] != merged.shape[0]:
             raise ValueError(f"the model returned {list(output.shape)} for {merged.shape[0]} rows")
-        self._observe(merged.shape[0], elapsed, output)
+        self._observe(merged, elapsed, output)
         if len(inputs) == 1:
             return [output]
         offsets = np.cumsum([len(rows) for rows in inputs[:-1]])

@@ -32,6 +32,8 @@ _FLAGS: dict[str, str] = {
     "max_latency_ms": "longest a batch waits for requests already arriving (default: 5)",
     "prediction_buckets": "comma-separated bounds of modelramp_prediction (default: 0,0.1,..,1)",
     "max_body_bytes": "larger request bodies get 413 (default: 16 MiB)",
+    "body_timeout_s": "a body not fully received in this time gets 408 (default: 30)",
+    "input_reference": "JSON of per-feature reference buckets: export modelramp_input histograms",
     "input_shape": "per-row input shape, e.g. 3,224,224 (required for torchscript)",
     "input_datatype": "input datatype, e.g. FP32 (default: from the model, else FP32)",
     "input_name": "OIP v2 input tensor name (default: input-0)",

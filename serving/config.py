@@ -7,6 +7,7 @@ here so that a bad value is rejected at start-up with the field's name, not at t
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -42,6 +43,7 @@ class ServeConfig(BaseModel):
     max_latency_ms: Annotated[float, Field(ge=0, le=60_000)] = 5.0
     prediction_buckets: tuple[float, ...] = DEFAULT_PREDICTION_BUCKETS
     max_body_bytes: Annotated[int, Field(ge=1)] = 16 * 1024 * 1024
+    body_timeout_s: Annotated[float, Field(gt=0)] = 30.0
     # Per-row shape and datatype of the model's input; read from the model when it records them
     # (exported programs, MLflow signatures), required for TorchScript.
     input_shape: tuple[int, ...] | None = None
@@ -51,6 +53,8 @@ class ServeConfig(BaseModel):
     allow_nan: bool = False
     # torch intra-op threads; None: the CPUs the container may use (`cpus`), 1 for cheap models.
     torch_threads: Annotated[int, Field(ge=1, le=1024)] | None = None
+    # Per-feature input histograms (`input_reference`); MLflow models may carry the file instead.
+    input_reference: Path | None = None
     graceful_shutdown_s: Annotated[float, Field(ge=0)] = 30.0
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 

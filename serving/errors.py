@@ -23,6 +23,28 @@ class InvalidInput(ServingError):
     status_code = 400
 
 
+class RequestTimeout(ServingError):
+    """The client sent its body slower than `--body-timeout-s` allows."""
+
+    status_code = 408
+
+
+class UnsupportedMediaType(ServingError):
+    """The body's Content-Type or Content-Encoding is not one this endpoint reads."""
+
+    status_code = 415
+
+
+class ClientDisconnected(ServingError):
+    """The client went away before its body was received; nobody reads the answer.
+
+    499 is NGINX's code for this: not an HTTP status a client ever sees, and not a 5xx, so the
+    rollout's error rate never counts a flaky client against the model.
+    """
+
+    status_code = 499
+
+
 class ModelNotFound(ServingError):
     """The request names a model (or version) this server does not serve."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import torch
 
 from modelramp.serving.config import ServeConfig
 from modelramp.serving.errors import ModelLoadError
+from modelramp.serving.input_reference import FILE_NAME
 from modelramp.serving.sources import local_model_path
 from modelramp.serving.tensors import TensorSpec, datatype_of
 
@@ -33,6 +34,8 @@ class LoadedModel:
     input: TensorSpec
     device: torch.device
     platform: str
+    # The model's own input reference file (an MLflow model's `input_reference.json`), if any.
+    input_reference: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,8 @@ class _InputHint:
 
     row_shape: tuple[int, ...] | None
     datatype: str | None
+    columns: tuple[str, ...] | None = None
+    input_reference: Path | None = None
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -78,8 +83,15 @@ def load_model(config: ServeConfig) -> LoadedModel:
             f"input-shape: {list(config.input_shape)} but the model takes {list(hint.row_shape)}"
         )
     datatype = config.input_datatype or hint.datatype or "FP32"
-    spec = TensorSpec(name=config.input_name, datatype=datatype, row_shape=row_shape)
-    return LoadedModel(forward=forward, input=spec, device=device, platform=f"pytorch_{config.format}")
+    columns = hint.columns if hint.columns is not None and (len(hint.columns),) == row_shape else None
+    spec = TensorSpec(name=config.input_name, datatype=datatype, row_shape=row_shape, columns=columns)
+    return LoadedModel(
+        forward=forward,
+        input=spec,
+        device=device,
+        platform=f"pytorch_{config.format}",
+        input_reference=hint.input_reference,
+    )
 
 
 def _load_torchscript(config: ServeConfig, device: torch.device) -> tuple[Forward, _InputHint]:
@@ -119,23 +131,50 @@ def _load_mlflow(config: ServeConfig, device: torch.device) -> tuple[Forward, _I
     import mlflow.models  # noqa: PLC0415 - heavy, only for this format
     import mlflow.pytorch  # noqa: PLC0415
 
-    module = mlflow.pytorch.load_model(config.model_uri, map_location=device)
+    # One download of the whole model directory: the model, its MLmodel and input_reference.json.
+    local = local_model_path(config.model_uri)
+    module = mlflow.pytorch.load_model(str(local), map_location=device)
     # Pickled modules may have been saved in training mode; exported ones (pt2) have no eval().
     if isinstance(module, torch.nn.Module) and not isinstance(module, torch.fx.GraphModule):
         module.eval()
-    signature = mlflow.models.get_model_info(config.model_uri).signature
-    hint = _InputHint(row_shape=None, datatype=None)
-    if signature is not None and len(signature.inputs.inputs) == 1:
-        spec = signature.inputs.inputs[0]
-        shape = getattr(spec, "shape", None)
-        numpy_type = getattr(spec, "type", None)
-        if shape is not None and all(dim > 0 for dim in shape[1:]):
-            hint = _InputHint(
-                row_shape=tuple(int(dim) for dim in shape[1:]),
-                datatype=datatype_of(np.dtype(numpy_type)) if numpy_type is not None else None,
-            )
+    signature = mlflow.models.get_model_info(str(local)).signature
+    hint = _signature_hint(signature.inputs if signature is not None else None)
+    reference = local / FILE_NAME
+    if reference.is_file():
+        hint = replace(hint, input_reference=reference)
     forward: Forward = module
     return forward, hint
+
+
+def _signature_hint(inputs: Any) -> _InputHint:
+    """What an MLflow signature says: a tensor spec's row shape, or a column spec's numeric columns."""
+    unknown = _InputHint(row_shape=None, datatype=None)
+    if inputs is None:
+        return unknown
+    if inputs.is_tensor_spec():
+        if len(inputs.inputs) != 1:
+            return unknown
+        spec = inputs.inputs[0]
+        if not all(dim > 0 for dim in spec.shape[1:]):
+            return unknown
+        return _InputHint(
+            row_shape=tuple(int(dim) for dim in spec.shape[1:]), datatype=_numpy_datatype(spec.type)
+        )
+    names, types = inputs.input_names(), inputs.input_types()
+    numpy_types = {np.dtype(kind.to_numpy()) for kind in types if hasattr(kind, "to_numpy")}
+    if len(numpy_types) != 1 or len(types) != len(names) or not all(isinstance(name, str) for name in names):
+        return unknown
+    datatype = _numpy_datatype(numpy_types.pop())
+    if datatype is None:
+        return unknown
+    return _InputHint(row_shape=(len(names),), datatype=datatype, columns=tuple(names))
+
+
+def _numpy_datatype(numpy_type: Any) -> str | None:
+    try:
+        return datatype_of(np.dtype(numpy_type))
+    except (TypeError, ValueError):
+        return None
 
 
 def _single_file(path: Path) -> Path:

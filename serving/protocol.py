@@ -15,8 +15,13 @@ class RequestInput(BaseModel):
     name: Annotated[str, Field(min_length=1)]
     shape: list[Annotated[int, Field(ge=0)]]
     datatype: str
-    data: Any
+    data: Any = None  # absent when the tensor is binary (`parameters.binary_data_size`)
     parameters: dict[str, Any] | None = None
+
+    @property
+    def binary_size(self) -> int | None:
+        size = (self.parameters or {}).get("binary_data_size")
+        return size if isinstance(size, int) and not isinstance(size, bool) else None
 
 
 class RequestOutput(BaseModel):
@@ -57,12 +62,73 @@ class ServerMetadata(BaseModel):
     extensions: list[str]
 
 
-_MLFLOW_TENSOR_KEYS = ("inputs", "instances")
-_MLFLOW_KEYS = (*_MLFLOW_TENSOR_KEYS, "dataframe_split", "dataframe_records")
+class TritonTensorConfig(BaseModel):
+    name: str
+    data_type: str  # "TYPE_FP32", ...
+    dims: list[int]  # per row: the batch dimension is implied by max_batch_size > 0
+
+
+class TritonDynamicBatching(BaseModel):
+    max_queue_delay_microseconds: int
+
+
+class TritonModelConfig(BaseModel):
+    """`GET /v2/models/{name}/config` (Triton's model configuration extension)."""
+
+    name: str
+    platform: str
+    backend: str
+    max_batch_size: int
+    input: list[TritonTensorConfig]
+    output: list[TritonTensorConfig]
+    dynamic_batching: TritonDynamicBatching
+
+
+class TritonDuration(BaseModel):
+    count: int
+    ns: int
+
+
+class TritonInferStats(BaseModel):
+    success: TritonDuration
+    fail: TritonDuration
+    queue: TritonDuration
+    compute_input: TritonDuration
+    compute_infer: TritonDuration
+    compute_output: TritonDuration
+    cache_hit: TritonDuration
+    cache_miss: TritonDuration
+
+
+class TritonModelStats(BaseModel):
+    name: str
+    version: str
+    last_inference: int  # ms since the epoch
+    inference_count: int
+    execution_count: int
+    inference_stats: TritonInferStats
+    batch_stats: list[dict[str, Any]]
+
+
+class TritonStatistics(BaseModel):
+    """`GET /v2/models[/{name}[/versions/{v}]]/stats` (Triton's statistics extension)."""
+
+    model_stats: list[TritonModelStats]
+
+
+class RepositoryEntry(BaseModel):
+    """One item of `POST /v2/repository/index`."""
+
+    name: str
+    version: str
+    state: str
+
+
+_MLFLOW_KEYS = ("inputs", "instances", "dataframe_split", "dataframe_records")
 
 
 class InvocationsRequest(BaseModel):
-    """`POST /invocations` (MLflow): exactly one of `inputs` or `instances` for a tensor model."""
+    """`POST /invocations` (MLflow): exactly one of the four payload keys."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -76,13 +142,10 @@ class InvocationsRequest(BaseModel):
     def _exactly_one_payload(self) -> InvocationsRequest:
         given = [key for key in _MLFLOW_KEYS if getattr(self, key) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of {list(_MLFLOW_TENSOR_KEYS)}, got {given or 'none'}")
-        if given[0] not in _MLFLOW_TENSOR_KEYS:
-            raise ValueError(
-                f"{given[0]!r} is for DataFrame models; this tensor model takes 'inputs' or 'instances'"
-            )
+            raise ValueError(f"give exactly one of {list(_MLFLOW_KEYS)}, got {given or 'none'}")
         return self
 
     @property
     def payload(self) -> tuple[str, Any]:
-        return ("inputs", self.inputs) if self.inputs is not None else ("instances", self.instances)
+        key = next(key for key in _MLFLOW_KEYS if getattr(self, key) is not None)
+        return key, getattr(self, key)

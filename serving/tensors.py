@@ -53,6 +53,9 @@ class TensorSpec:
     name: str
     datatype: str
     row_shape: tuple[int, ...]
+    # Column names in input order, when the model records them (an MLflow column signature):
+    # DataFrame-shaped payloads are mapped onto the tensor by these.
+    columns: tuple[str, ...] | None = None
 
     @property
     def dtype(self) -> np.dtype[Any]:
@@ -73,7 +76,7 @@ def to_array(
     `declared_shape` is the shape the client sent (OIP v2); without one (MLflow's `inputs`) the
     data's own nesting is the shape. The field names go into error messages.
     """
-    if not isinstance(data, list):
+    if not isinstance(data, list | np.ndarray):
         raise InvalidInput(f"{data_field}: expected a list of numbers, got {type(data).__name__}")
     try:
         array = np.asarray(data)

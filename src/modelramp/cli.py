@@ -15,6 +15,11 @@ from collections.abc import Callable, Sequence
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "operator": ("modelramp.operator.main", "main", "run the ModelDeployment controller"),
     "serve": ("modelramp.serving.cli", "main", "serve a PyTorch model over HTTP (OIP v2, MLflow)"),
+    "input-reference": (
+        "modelramp.serving.input_reference",
+        "main",
+        "write the per-feature input buckets `serve --input-reference` reads",
+    ),
     "status": ("modelramp.operator.control_cli", "status", "show a rollout as a tree"),
     "promote": ("modelramp.operator.control_cli", "promote", "promote to the next step (--full: finish)"),
     "abort": ("modelramp.operator.control_cli", "abort", "abort the rollout: all traffic to stable"),

@@ -2,7 +2,7 @@
 
 Models are built here (TorchScript, torch.export, MLflow in a local SQLite store); servers are the
 real Starlette app on uvicorn + httptools, in a thread on a free loopback port. The SIGTERM test
-starts `modelramp serve` as a subprocess instead (signals need a process of their own).
+and the real-client tests (`served_mlp`) start `modelramp serve` as a subprocess instead.
 """
 
 from __future__ import annotations
@@ -18,11 +18,20 @@ import numpy as np
 import pytest
 import torch
 import uvicorn
+from support.serving import ServingProcess
 
 from modelramp.serving.app import ServingApp, create_app
 from modelramp.serving.config import ServeConfig
+from modelramp.serving.input_reference import write_reference
 
-POISON = 1000.0  # the MLP refuses inputs above this, like a model with its own input checks
+POISON = 1000.0
+BODY_TIMEOUT_S = 3
+FEATURES = [
+    "age",
+    "income",
+    "score",
+    "tenure",
+]  # the MLP refuses inputs above this, like a model with its own input checks
 
 
 class MLP(torch.nn.Module):
@@ -152,4 +161,29 @@ def torchscript_config(path: Path, **overrides: Any) -> ServeConfig:
 @pytest.fixture(scope="session")
 def mlp_server(torchscript_mlp: Path) -> Iterator[RunningServer]:
     with RunningServer(torchscript_config(torchscript_mlp)) as server:
+        yield server
+
+
+def training_rows() -> np.ndarray:
+    """The MLP's "training data": what its input reference is written from."""
+    return np.random.default_rng(42).normal(size=(1000, 4)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def served_mlp(torchscript_mlp: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingProcess]:
+    """`modelramp serve` as a process, shared by the client, fault and input-histogram tests.
+
+    The batch window is far longer than any client timeout in those tests: were a stalled
+    upload able to hold a batch, the other requests would time out.
+    """
+    workdir = tmp_path_factory.mktemp("served-mlp")
+    reference = workdir / "input_reference.json"
+    write_reference(training_rows(), FEATURES, reference, buckets=4)
+    flags = [
+        "--max-latency-ms", "60000",
+        "--body-timeout-s", str(BODY_TIMEOUT_S),
+        "--input-reference", str(reference),
+        "--log-level", "info",
+    ]  # fmt: skip
+    with ServingProcess(torchscript_mlp, workdir, extra_args=flags) as server:
         yield server

@@ -61,7 +61,12 @@ CASES: list[tuple[str, bytes | dict[str, Any] | list[Any], int, str]] = [
     ("/v2/models/other/infer", _infer(), 404, "model 'other' is not served here"),
     ("/v2/models/mlp/versions/9/infer", _infer(), 404, "version '9' of model 'mlp'"),
     ("/v2/models/mlp/infer", _infer(data=[0.5] * 2000, shape=[500, 4]), 413, "over the limit of 4096"),
-    ("/invocations", {"dataframe_split": {"columns": ["a"], "data": [[1]]}}, 400, "for DataFrame models"),
+    (
+        "/invocations",
+        {"dataframe_split": {"columns": ["a"], "data": [[1]]}},
+        400,
+        "dataframe_split: 'input-0' takes shape ['N', 4]",
+    ),
     ("/invocations", {"inputs": [[1, 2, 3, 4]], "instances": [[1, 2, 3, 4]]}, 400, "exactly one of"),
     ("/invocations", {"inputs": [[1, 2, 3]]}, 400, "inputs: 'input-0' takes shape ['N', 4]"),
     ("/invocations", {"inputs": {"x": [[1, 2, 3, 4]]}}, 400, "named inputs must be exactly"),

@@ -16,11 +16,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 @dataclass
 class ServingProcess:
-    """Serves `model` (a TorchScript scorer with 4 FP32 features) until stopped."""
+    """Serves `model` (by default a TorchScript model taking 4 FP32 features) until stopped."""
 
     model: Path
     workdir: Path
     port: int = field(default_factory=free_port)
+    # More flags, after the defaults (argparse: the last one wins), e.g. ["--format", "mlflow"].
+    extra_args: list[str] = field(default_factory=list)
     _process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -41,6 +43,7 @@ class ServingProcess:
             "--host", "127.0.0.1",
             "--port", str(self.port),
             "--log-level", "warning",
+            *self.extra_args,
         ]  # fmt: skip
         # One intra-op thread each: several servers, Prometheus and the operator share two cores.
         env = {**os.environ, "PYTHONSAFEPATH": "1", "OMP_NUM_THREADS": "1"}
