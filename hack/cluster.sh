@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local test cluster: a real kube-apiserver, kube-controller-manager, kube-scheduler and etcd,
-# with kwok faking the nodes, started by kwokctl from binaries built by hack/build-bins.sh.
+# with kwok faking the nodes, started by kwokctl from binaries built by hack/build-bins.sh, and one
+# real node (node-real-1: kubelet, kube-proxy, containerd; hack/node.sh) for the default cluster.
 #   hack/cluster.sh up     idempotent; writes .cache/kubeconfig
 # MODELRAMP_CLUSTER names the cluster (default modelramp); MODELRAMP_KUBECONFIG moves its kubeconfig
 # (default .cache/kubeconfig), so a second cluster never overwrites the first one's.
@@ -15,6 +16,8 @@ gateway_api_version=v1.4.0
 # Cluster state lives beside the checkout so two clones never share (or delete) one cluster.
 export KWOK_WORKDIR="$root/.cache/kwok"
 kubeconfig=${MODELRAMP_KUBECONFIG:-$root/.cache/kubeconfig}
+# One real node per machine: it joins the default cluster, never the extra ones tests create.
+if [ "$name" = modelramp ]; then real_node=${MODELRAMP_REAL_NODE:-1}; else real_node=${MODELRAMP_REAL_NODE:-0}; fi
 
 bins() {
   local line
@@ -31,6 +34,13 @@ kubectl() { "$K8S_BIN/kubectl" --kubeconfig "$kubeconfig" "$@"; }
 
 healthy() { [ -s "$kubeconfig" ] && kubectl get --raw /readyz >/dev/null 2>&1; }
 
+# kwokctl runs each component once: one that lost a race against a slow API server at start-up
+# (the controller-manager, on a busy machine) stays down. `kwokctl start` restarts only those.
+components_running() {
+  local pid
+  for pid in "$KWOK_WORKDIR/clusters/$name/pids/"*.pid; do kill -0 "$(cat "$pid")" 2>/dev/null || return 1; done
+}
+
 gateway_api_crds() {
   local dir
   dir=$(cd "$root/hack/kwok" && GOTOOLCHAIN=local GOFLAGS=-mod=mod \
@@ -42,7 +52,7 @@ gateway_api_crds() {
 up() {
   bins
   mkdir -p "$root/.cache" "$(dirname "$kubeconfig")"
-  if healthy; then
+  if healthy && components_running; then
     echo "cluster $name already up"
   elif "$KWOK_BIN/kwokctl" get clusters 2>/dev/null | grep -qx "$name"; then
     "$KWOK_BIN/kwokctl" start cluster --name "$name"
@@ -57,9 +67,13 @@ up() {
       --kwok-controller-binary "$KWOK_BIN/kwok" \
       --wait 120s
   fi
+  components_running || "$KWOK_BIN/kwokctl" start cluster --name "$name"
   "$KWOK_BIN/kwokctl" get kubeconfig --name "$name" >"$kubeconfig.tmp"
   mv "$kubeconfig.tmp" "$kubeconfig"
   kubectl apply --server-side -f "$root/hack/cluster/nodes.yaml" >/dev/null
+  if [ "$real_node" = 1 ]; then
+    "$root/hack/node.sh" up "$kubeconfig" "$KWOK_WORKDIR/clusters/$name/pki" "$K8S_BIN"
+  fi
   kubectl apply --server-side -f "$(gateway_api_crds)" >/dev/null
   kubectl wait --for=condition=Ready node --all --timeout=60s >/dev/null
   kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
@@ -70,6 +84,7 @@ up() {
 
 down() {
   bins
+  "$root/hack/node.sh" down "$kubeconfig" "$K8S_BIN"
   "$KWOK_BIN/kwokctl" delete cluster --name "$name" 2>/dev/null || true
   rm -f "$kubeconfig" "$kubeconfig.kwokctl"
 }
