@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local test cluster: a real kube-apiserver, kube-controller-manager, kube-scheduler and etcd,
-# with kwok faking the nodes, started by kwokctl from binaries built by hack/build-bins.sh.
+# with kwok faking the nodes, started by kwokctl from binaries built by hack/build-bins.sh, and one
+# real node (node-real-1: kubelet, kube-proxy, containerd; hack/node.sh) for the default cluster.
 #   hack/cluster.sh up     idempotent; writes .cache/kubeconfig
 # MODELRAMP_CLUSTER names the cluster (default modelramp); MODELRAMP_KUBECONFIG moves its kubeconfig
 # (default .cache/kubeconfig), so a second cluster never overwrites the first one's.
@@ -18,6 +19,8 @@ istio_api_version=v1.28.0
 # Cluster state lives beside the checkout so two clones never share (or delete) one cluster.
 export KWOK_WORKDIR="$root/.cache/kwok"
 kubeconfig=${MODELRAMP_KUBECONFIG:-$root/.cache/kubeconfig}
+# One real node per machine: it joins the default cluster, never the extra ones tests create.
+if [ "$name" = modelramp ]; then real_node=${MODELRAMP_REAL_NODE:-1}; else real_node=${MODELRAMP_REAL_NODE:-0}; fi
 
 bins() {
   local line
@@ -33,6 +36,13 @@ bins() {
 kubectl() { "$K8S_BIN/kubectl" --kubeconfig "$kubeconfig" "$@"; }
 
 healthy() { [ -s "$kubeconfig" ] && kubectl get --raw /readyz >/dev/null 2>&1; }
+
+# kwokctl runs each component once: one that lost a race against a slow API server at start-up
+# (the controller-manager, on a busy machine) stays down. `kwokctl start` restarts only those.
+components_running() {
+  local pid
+  for pid in "$KWOK_WORKDIR/clusters/$name/pids/"*.pid; do kill -0 "$(cat "$pid")" 2>/dev/null || return 1; done
+}
 
 gateway_api_crds() {
   local dir
@@ -55,7 +65,7 @@ istio_crds() {
 up() {
   bins
   mkdir -p "$root/.cache" "$(dirname "$kubeconfig")"
-  if healthy; then
+  if healthy && components_running; then
     echo "cluster $name already up"
   elif "$KWOK_BIN/kwokctl" get clusters 2>/dev/null | grep -qx "$name"; then
     "$KWOK_BIN/kwokctl" start cluster --name "$name"
@@ -70,9 +80,13 @@ up() {
       --kwok-controller-binary "$KWOK_BIN/kwok" \
       --wait 120s
   fi
+  components_running || "$KWOK_BIN/kwokctl" start cluster --name "$name"
   "$KWOK_BIN/kwokctl" get kubeconfig --name "$name" >"$kubeconfig.tmp"
   mv "$kubeconfig.tmp" "$kubeconfig"
   kubectl apply --server-side -f "$root/hack/cluster/nodes.yaml" >/dev/null
+  if [ "$real_node" = 1 ]; then
+    "$root/hack/node.sh" up "$kubeconfig" "$KWOK_WORKDIR/clusters/$name/pki" "$K8S_BIN"
+  fi
   kubectl apply --server-side -f "$(gateway_api_crds)" >/dev/null
   istio_crds | kubectl apply --server-side -f - >/dev/null
   kubectl wait --for=condition=Ready node --all --timeout=60s >/dev/null
@@ -84,6 +98,7 @@ up() {
 
 down() {
   bins
+  "$root/hack/node.sh" down "$kubeconfig" "$K8S_BIN"
   "$KWOK_BIN/kwokctl" delete cluster --name "$name" 2>/dev/null || true
   rm -f "$kubeconfig" "$kubeconfig.kwokctl"
 }

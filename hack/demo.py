@@ -23,10 +23,11 @@ REPO = Path(__file__).resolve().parents[1]
 # The e2e harness is the demo's harness too: one copy of it, in tests/support.
 sys.path.insert(0, str(REPO / "tests"))
 
-from support.models import Variant, save_model  # noqa: E402
 from support.prometheus import PrometheusServer, Target, free_port  # noqa: E402
 from support.serving import ServingProcess  # noqa: E402
 from support.traffic import WeightedTraffic  # noqa: E402
+
+from modelramp.serving.examples import Variant, save_model  # noqa: E402
 
 NAMESPACE = "demo"
 ROLLOUTS: dict[str, Variant] = {"fraud-v2": "good", "fraud-bug": "buggy"}

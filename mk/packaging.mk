@@ -4,7 +4,9 @@
 RELEASE_NAMESPACE ?= modelramp-system
 IMAGE_REGISTRY ?= ghcr.io/modelramp
 IMAGE_TAG ?= 0.1.0
-E2E_SAMPLE ?= manifests/samples/canary.yaml
+E2E_SAMPLE ?= manifests/e2e/scorer.yaml
+E2E_VOLUME ?= manifests/e2e/volume.yaml
+E2E_MODELS_JOB ?= manifests/e2e/models-job.yaml
 E2E_NEW_MODEL_URI ?=
 
 manifests: tools ## re-render manifests/base and manifests/monitoring from charts/modelramp
@@ -19,5 +21,6 @@ chart-install: tools ## helm install/upgrade the chart into the cluster of .cach
 	  --set image.repository=$(IMAGE_REGISTRY)/operator --set image.tag=$(IMAGE_TAG) \
 	  --set servingImage.repository=$(IMAGE_REGISTRY)/serving --set servingImage.tag=$(IMAGE_TAG)
 
-e2e-rollout: ## apply E2E_SAMPLE, wait for Healthy, roll to E2E_NEW_MODEL_URI and wait for its promotion
-	hack/e2e-rollout.sh "$(E2E_SAMPLE)" "$(E2E_NEW_MODEL_URI)"
+e2e-rollout: ## fill the models volume (E2E_VOLUME, E2E_MODELS_JOB), apply E2E_SAMPLE, roll it to its next model, wait for the promotion
+	E2E_VOLUME=$(E2E_VOLUME) E2E_MODELS_JOB=$(E2E_MODELS_JOB) SERVING_IMAGE=$(IMAGE_REGISTRY)/serving:$(IMAGE_TAG) \
+	  hack/e2e-rollout.sh "$(E2E_SAMPLE)" "$(E2E_NEW_MODEL_URI)"

@@ -2,8 +2,8 @@
 # free 127.0.0.1 port with a temporary config and data dir (tests/support/prometheus.py).
 .PHONY: prometheus test-prometheus
 
-prometheus: ## install Debian's prometheus if it is missing (needs root)
-	hack/install-prometheus.sh
+prometheus: ## install Debian's prometheus if it is missing (needs root or sudo)
+	hack/install-debs.sh prometheus
 
 test-deps: prometheus
 

@@ -12,5 +12,6 @@ lint-serving: ## ruff and mypy --strict for the serving package, its tests and i
 	$(VENV)/bin/ruff format --check serving tests/serving bench/serving.py
 	$(VENV)/bin/mypy serving
 
-bench-serving: ## modelramp serve vs mlflow models serve vs KServe vs raw forward (minutes; not a test)
+bench-serving: venv ## modelramp serve vs mlflow models serve vs KServe vs raw forward (minutes; not a test)
+	hack/install-debs.sh wrk
 	$(PY) bench/serving.py

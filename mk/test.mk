@@ -4,7 +4,7 @@
 PYTEST_ARGS ?=
 
 test: test-deps lint ## everything CI runs: lint, generated-file checks, unit, cluster, serving and e2e tests
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not dataplane" $(PYTEST_ARGS)
 
 test-deps: venv cluster-up
 

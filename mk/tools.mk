@@ -1,9 +1,9 @@
 # Developer tools the packaging tests run, built from the Go module proxy into $(MODELRAMP_CACHE)/bin
 # (see hack/install-tools.sh); shellcheck comes from Debian (actionlint runs it on `run:` steps).
 .PHONY: tools
-tools: ## build helm and actionlint (once); shellcheck must come from apt (tests/unit/test_workflows.py needs it)
+tools: ## build helm and actionlint (once) and install Debian's shellcheck if it is missing
 	hack/install-tools.sh helm actionlint >/dev/null
-	@command -v shellcheck >/dev/null || echo "warning: shellcheck is missing (apt-get install shellcheck)" >&2
+	hack/install-debs.sh shellcheck
 
 # The chart, kustomize and workflow tests are unit tests but need these tools (and kubectl).
 test-deps: tools

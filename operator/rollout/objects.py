@@ -9,7 +9,8 @@ use only name and track, because a Deployment's selector can never change.
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from typing import Any, Final
 
 from modelramp.operator.api.resource import API_VERSION, KIND, ModelDeployment
 from modelramp.operator.api.status import RevisionTemplate
@@ -24,6 +25,16 @@ REVISION_LABEL = "modelramp.dev/revision"
 MODEL_URI_ANNOTATION = "modelramp.dev/model-uri"
 REVISION_ANNOTATION = "modelramp.dev/revision"
 SERVER_CONTAINER = "server"
+# The serving image runs as 65532 and writes only under $TMPDIR (model downloads, caches), so the
+# container needs no root, no writable image, no capabilities; /tmp is a per-pod emptyDir.
+SERVER_SECURITY_CONTEXT: Final = {
+    "runAsNonRoot": True,
+    "readOnlyRootFilesystem": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+}
+POD_SECURITY_CONTEXT: Final = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+TMP_VOLUME = "tmp"
 TRACKS: tuple[Track, ...] = ("stable", "canary")
 SERVICE_PORT = 80
 
@@ -95,6 +106,8 @@ def get_pod_spec(md: ModelDeployment, template: RevisionTemplate, revision: str)
         "ports": [{"name": "http", "containerPort": serving.port, "protocol": "TCP"}],
         "readinessProbe": _probe("/v2/health/ready", period=5),
         "livenessProbe": _probe("/v2/health/live", period=10),
+        "securityContext": copy.deepcopy(SERVER_SECURITY_CONTEXT),
+        "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}],
     }
     if serving.image_pull_policy:
         container["imagePullPolicy"] = serving.image_pull_policy
@@ -103,7 +116,11 @@ def get_pod_spec(md: ModelDeployment, template: RevisionTemplate, revision: str)
     registry = template.model.registry
     if registry and registry.secret_ref:
         container["envFrom"] = [{"secretRef": {"name": registry.secret_ref.name}}]
-    pod: dict[str, Any] = {"containers": [container]}
+    pod: dict[str, Any] = {
+        "containers": [container],
+        "securityContext": copy.deepcopy(POD_SECURITY_CONTEXT),
+        "volumes": [{"name": TMP_VOLUME, "emptyDir": {}}],
+    }
     if serving.node_selector:
         pod["nodeSelector"] = dict(serving.node_selector)
     if serving.tolerations:

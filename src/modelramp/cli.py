@@ -26,6 +26,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "retry": ("modelramp.operator.control_cli", "retry", "restart an aborted or rolled-back rollout"),
     "pause": ("modelramp.operator.control_cli", "pause", "pause the rollout where it is"),
     "resume": ("modelramp.operator.control_cli", "resume", "resume a paused rollout"),
+    "example-model": (
+        "modelramp.serving.examples",
+        "main",
+        "write example TorchScript models to try a rollout",
+    ),
     "crds": ("modelramp.operator.crdgen", "main", "print or write the generated CRD"),
 }
 

@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.models import Variant, save_model
 from support.operator import ModelDeployments, OperatorProcess, Recorder, canary_md, healthy, with_model
 from support.prometheus import INSTALL_HINT, PrometheusServer, Target, prometheus_binary
 from support.serving import ServingProcess
 from support.traffic import WeightedTraffic
+
+from modelramp.serving.examples import Variant, save_model
 
 pytestmark = [pytest.mark.cluster, pytest.mark.prometheus, pytest.mark.e2e, pytest.mark.timeout(900)]
 

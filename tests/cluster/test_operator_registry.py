@@ -22,8 +22,9 @@ import pytest
 import torch
 from mlflow import MlflowClient
 from support.mlflow_server import ADMIN_USERNAME, MlflowServer, admin_server
-from support.models import Scorer
 from support.operator import ModelDeployments, OperatorProcess, canary_md, reasons, replicas, wait_for
+
+from modelramp.serving.examples import Scorer
 
 pytestmark = [pytest.mark.cluster, pytest.mark.mlflow, pytest.mark.timeout(400)]
 

@@ -11,7 +11,10 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES = sorted((REPO / "manifests" / "samples").glob("*.yaml"))
+# The samples users copy, and the ModelDeployments the e2e rollout applies (manifests/e2e).
+SAMPLES = sorted(
+    [*(REPO / "manifests" / "samples").glob("*.yaml"), *(REPO / "manifests" / "e2e").glob("scorer*.yaml")]
+)
 INVALID = sorted((REPO / "tests" / "data" / "invalid").glob("*.yaml"))
 CRD_FILES = (
     REPO / "crds" / "modelramp.dev_modeldeployments.yaml",

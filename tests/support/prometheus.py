@@ -26,7 +26,7 @@ import yaml
 from support.process import log_tail, terminate, wait_ready
 
 REPO = Path(__file__).resolve().parents[2]
-INSTALL_HINT = "Prometheus is not installed: run `make prometheus` (hack/install-prometheus.sh)"
+INSTALL_HINT = "Prometheus is not installed: run `make prometheus` (hack/install-debs.sh prometheus)"
 
 
 def prometheus_binary() -> Path | None:

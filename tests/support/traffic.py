@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import httpx
 import numpy as np
 
-from support.models import FEATURES
+from modelramp.serving.examples import FEATURES
 
 TRACKS = ("stable", "canary")
 

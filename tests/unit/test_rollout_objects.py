@@ -103,6 +103,31 @@ def test_pod_template_overrides_merge_by_container_name() -> None:
     assert sidecar == {"name": "sidecar"}
 
 
+def test_server_pod_runs_non_root_read_only_without_capabilities() -> None:
+    model = md(
+        podTemplate={
+            "spec": {
+                "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "models"}}],
+                "containers": [
+                    {"name": "server", "volumeMounts": [{"name": "models", "mountPath": "/models"}]}
+                ],
+            }
+        }
+    )
+    pod = deployment(model)["spec"]["template"]["spec"]
+    (server,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert server["securityContext"] == {
+        "runAsNonRoot": True,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    # The writable /tmp stays beside the user's own volumes.
+    assert [v["name"] for v in pod["volumes"]] == ["tmp", "models"]
+    assert {m["mountPath"] for m in server["volumeMounts"]} == {"/tmp", "/models"}
+
+
 def test_strategic_merge_replaces_scalars_and_unnamed_lists() -> None:
     assert strategic_merge({"a": [1, 2], "b": {"c": 1}}, {"a": [3], "b": {"d": 2}}) == {
         "a": [3],

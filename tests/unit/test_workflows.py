@@ -96,3 +96,37 @@ def test_ci_runs_make_test_and_e2e_uses_the_shared_targets() -> None:
     e2e = {t for s in run_steps(REPO / ".github/workflows/e2e-kind.yaml") for t in make_calls(s)}
     assert "test" in ci
     assert {"chart-install", "e2e-rollout"} <= e2e
+
+
+# A path into the repository: a top-level folder, then anything up to a quote, space or `:`.
+# Make variables ($(VENV)/...) and URLs (ghcr.io/modelramp/...) are not preceded by a boundary.
+REPO_PATH = re.compile(
+    r"(?<![\w./$)-])((?:\.github|bench|charts|crds|docs|hack|manifests|mk|operator|serving|src|tests)"
+    r"/[\w./*-]*[\w*])"
+)
+MAKEFILES = [REPO / "Makefile", *sorted((REPO / "mk").glob("*.mk"))]
+
+
+def named_paths(text: str) -> set[str]:
+    return set(REPO_PATH.findall(text))
+
+
+def missing_paths(text: str) -> list[str]:
+    """Named paths with nothing behind them (a glob must match at least one file)."""
+    return sorted(
+        p for p in named_paths(text) if not (any(REPO.glob(p)) if "*" in p else (REPO / p).exists())
+    )
+
+
+@pytest.mark.parametrize("source", [*WORKFLOWS, *MAKEFILES], ids=lambda p: p.name)
+def test_workflows_and_make_targets_name_only_files_that_exist(source: Path) -> None:
+    missing = missing_paths(source.read_text())
+    assert not missing, f"{source.name} names files that do not exist: {missing}"
+
+
+def test_a_file_that_does_not_exist_is_reported() -> None:
+    text = (
+        "env:\n  E2E_SAMPLE: manifests/samples/canary.yaml\n"
+        "run: $(VENV)/bin/pytest tests/unit/test_nope*.py tests/unit/test_workflows.py\n"
+    )
+    assert missing_paths(text) == ["manifests/samples/canary.yaml", "tests/unit/test_nope*.py"]

@@ -1,4 +1,5 @@
-"""The e2e model zoo: real TorchScript models whose behaviour differs the way real releases do.
+"""Example models for trying a rollout: real TorchScript scorers whose behaviour differs the way
+real releases do (`modelramp example-model`; the e2e tests and `make demo` use the same ones).
 
 Each is a scorer (4 features -> one probability), so `modelramp_prediction` has a distribution to
 compare. Variants of the good model:
@@ -10,8 +11,9 @@ compare. Variants of the good model:
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
@@ -33,7 +35,7 @@ class Scorer(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if bool((x[:, 0] > self.fail_above).any()):
             raise RuntimeError("feature 0 out of the range this model handles")
-        acc = self.work
+        acc: torch.Tensor = self.work
         for _ in range(self.extra_work):
             acc = torch.tanh(acc @ self.work)
         return torch.sigmoid(self.linear(x) + 0.0 * acc.sum())
@@ -53,3 +55,25 @@ def save_model(variant: Variant, directory: Path) -> Path:
     path = directory / f"scorer-{variant}.pt"
     torch.jit.save(torch.jit.script(Scorer(bias, fail_above, extra_work).eval()), str(path))
     return path
+
+
+def main(argv: list[str]) -> int:
+    """`modelramp example-model VARIANT... --dir DIR`: writes `DIR/scorer-<variant>.pt` for each."""
+    parser = argparse.ArgumentParser(
+        prog="modelramp example-model",
+        description="Write example TorchScript scorers (4 features in, one probability out; "
+        "serve them with MODELRAMP_INPUT_SHAPE=4).",
+    )
+    parser.add_argument(
+        "variants",
+        nargs="+",
+        choices=get_args(Variant),
+        metavar="VARIANT",
+        help=f"one or more of {', '.join(get_args(Variant))}",
+    )
+    parser.add_argument("--dir", type=Path, required=True, help="folder to write the models into")
+    args = parser.parse_args(argv)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    for variant in args.variants:
+        print(save_model(variant, args.dir))
+    return 0

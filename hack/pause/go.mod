@@ -1,0 +1,3 @@
+module modelramp.dev/hack/pause
+
+go 1.24.0
