@@ -1,14 +1,16 @@
 """The registry gate: what the controller asks of the registry before and after the rollout engine runs.
 
 The controller stays thin glue: for each reconcile it asks `RegistryGate.admit` which model the
-engine may build pods from, and after a status transition was written, `RegistryGate.write_back`
-records the verdict. Only ModelDeployments whose `spec.model.uri` is a `models:/` URI reach the
-registry; every other one passes through unchanged.
+engine may build pods from, and the gate records rollout verdicts in the registry. Only
+ModelDeployments whose `spec.model.uri` is a `models:/` URI reach the registry; every other one
+passes through unchanged.
 
 - A new registry URI is resolved once and pinned (`status.canaryModel`/`stableModel`); until it
   resolves the engine is not called and the status says why (`Admission.blocked`), retried with
   backoff (`follow.next_poll_delay`) kept per ModelDeployment. Between retries the registry is
   not asked again, however often the ModelDeployment is woken.
+- A rollout's verdict is queued in status (`queue_write_back`) with the transition that decided
+  it and delivered by the following reconciles (`deliver_write_backs`) until the registry takes it.
 - With `spec.model.followAlias` the pinned alias is polled every `--registry-poll-seconds`; a
   failed poll keeps the pin and backs off.
 - The tracking server is `spec.model.registry` (credentials from its Secret) or the operator's
@@ -33,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from modelramp.operator.api.resource import ModelDeployment
 from modelramp.operator.api.spec import ModelRegistry as RegistrySpec
-from modelramp.operator.api.status import ModelDeploymentStatus, ResolvedModel
+from modelramp.operator.api.status import ModelDeploymentStatus, PendingWriteBack, ResolvedModel
 from modelramp.operator.cache import Key
 from modelramp.operator.config import OperatorConfig
 from modelramp.operator.registry.credentials import (
@@ -48,7 +50,7 @@ from modelramp.operator.registry.follow import AliasMoved, alias_moved, next_pol
 from modelramp.operator.registry.pinning import blocked_status, engine_view, restore_requested_uri
 from modelramp.operator.registry.resolver import recorded_model, resolve
 from modelramp.operator.registry.uri import is_registry_uri
-from modelramp.operator.registry.writeback import plan_write_back
+from modelramp.operator.registry.writeback import failed_attempt, is_due, plan_of, queue_write_back
 from modelramp.operator.rollout.model import EventRecord, ReconcileOutput
 
 if TYPE_CHECKING:
@@ -156,21 +158,52 @@ class RegistryGate:
         moved = self._poll(md, model, schedule, clock) if md.spec.model.follow_alias else None
         return self._admitted(md, moved.model if moved else model, moved, schedule, clock)
 
-    def write_back(self, md: ModelDeployment, new: ModelDeploymentStatus, now: datetime) -> list[EventRecord]:
-        """Records the verdict of the transition from `md.status` to `new` (written just now) when
-        spec.model.registry.writeBack asks for it; the Event says what was written or why not."""
-        plan = plan_write_back(md, md.status, new, now)
-        if plan is None:
-            return []
-        alias = f", alias {plan.alias} moved to it" if plan.alias else ""
-        try:
-            self._registry(md).write_back(plan)
-        except RegistryError as error:
-            log.warning("write-back for %s/%s failed: %s", md.metadata.namespace, md.metadata.name, error)
-            message = f"version {plan.version} of model {plan.name} was not marked {plan.outcome}: {error}"
-            return [_event("Warning", "RegistryWriteBackFailed", message)]
-        message = f"version {plan.version} of model {plan.name} marked {plan.outcome}{alias}"
-        return [_event("Normal", "RegistryWriteBack", message)]
+    def queue_write_back(
+        self, md: ModelDeployment, new: ModelDeploymentStatus, now: datetime
+    ) -> ModelDeploymentStatus:
+        """`new` with the verdict of the transition from `md.status` queued for the registry when
+        spec.model.registry.writeBack asks for it (written with the transition, delivered next)."""
+        return queue_write_back(md, md.status, new, now)
+
+    def deliver_write_backs(
+        self, md: ModelDeployment, now: datetime
+    ) -> tuple[ModelDeploymentStatus, list[EventRecord]]:
+        """Tries the queued write-backs that are due; `md.status` without those the registry
+        accepted and with the others' next try scheduled, and an Event for each outcome (a failure
+        only at its first try: the status shows the retries)."""
+        queued = md.status.pending_write_backs
+        if not any(is_due(pending, now) for pending in queued):
+            return md.status, []
+        kept: list[PendingWriteBack] = []
+        events: list[EventRecord] = []
+        for pending in queued:
+            if not is_due(pending, now):
+                kept.append(pending)
+                continue
+            what = f"version {pending.version} of model {pending.name}"
+            try:
+                self._registry(md).write_back(plan_of(pending))
+            except RegistryError as error:
+                retry = failed_attempt(pending, str(error), now)
+                kept.append(retry)
+                log.warning(
+                    "write-back for %s/%s failed (try %d), retrying at %s: %s",
+                    md.metadata.namespace,
+                    md.metadata.name,
+                    retry.attempts,
+                    retry.next_attempt_time,
+                    error,
+                )
+                if retry.attempts == 1:
+                    message = f"{what} not yet marked {pending.outcome} (will retry): {error}"
+                    events.append(_event("Warning", "RegistryWriteBackFailed", message))
+                continue
+            alias = f", alias {pending.alias} moved to it" if pending.alias else ""
+            after = f" after {pending.attempts + 1} tries" if pending.attempts else ""
+            events.append(
+                _event("Normal", "RegistryWriteBack", f"{what} marked {pending.outcome}{alias}{after}")
+            )
+        return md.status.model_copy(update={"pending_write_backs": kept}), events
 
     def _pin(self, md: ModelDeployment, schedule: _Schedule, clock: float, now: datetime) -> Admission:
         """Resolves a URI that has no pin yet; the engine runs only once it has one."""
