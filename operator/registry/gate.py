@@ -47,7 +47,13 @@ from modelramp.operator.registry.credentials import (
 )
 from modelramp.operator.registry.errors import RegistryAuthError, RegistryError
 from modelramp.operator.registry.follow import AliasMoved, alias_moved, next_poll_delay
-from modelramp.operator.registry.pinning import blocked_status, engine_view, restore_requested_uri
+from modelramp.operator.registry.pinning import (
+    blocked_status,
+    engine_view,
+    reported_for,
+    resolving_status,
+    restore_requested_uri,
+)
 from modelramp.operator.registry.resolver import recorded_model, resolve
 from modelramp.operator.registry.uri import is_registry_uri
 from modelramp.operator.registry.writeback import failed_attempt, is_due, plan_of, queue_write_back
@@ -108,14 +114,17 @@ class _Schedule:
     failures: int = 0
     due: float = 0.0
     moved: AliasMoved | None = None
+    error: RegistryError | None = None
 
-    def failed(self, clock: float, delay: float) -> None:
+    def failed(self, clock: float, delay: float, error: RegistryError | None = None) -> None:
         self.failures += 1
         self.due = clock + delay
+        self.error = error
 
     def answered(self, clock: float, delay: float) -> None:
         self.failures = 0
         self.due = clock + delay
+        self.error = None
 
 
 class RegistryGate:
@@ -207,24 +216,32 @@ class RegistryGate:
 
     def _pin(self, md: ModelDeployment, schedule: _Schedule, clock: float, now: datetime) -> Admission:
         """Resolves a URI that has no pin yet; the engine runs only once it has one."""
-        if schedule.failures and clock < schedule.due:
-            # Backing off: the status written at the last failure still says why we wait.
-            return Admission(
-                view=md, blocked=ReconcileOutput(status=md.status, requeue_after=schedule.due - clock)
-            )
+        if schedule.failures and clock < schedule.due and schedule.error is not None:
+            # Backing off: say why we wait, again if the status written at the failure was lost
+            # (a conflict with kopf's finalizer or a user's edit), without asking the registry.
+            return self._blocked(md, schedule.error, schedule.due - clock, now)
         try:
-            resolution = resolve(md.spec.model.uri, self._registry(md))
+            server, credentials = self._server_of(md)
+            if not reported_for(md.status, md.metadata.generation):
+                # The first call may take seconds (MLflow's import, a slow server): say what we
+                # wait for first, and ask on the next reconcile, right after that write.
+                status = resolving_status(md.status, md.spec.model.uri, server, md.metadata.generation, now)
+                return Admission(view=md, blocked=ReconcileOutput(status=status, requeue_after=0))
+            resolution = resolve(md.spec.model.uri, self._connect(server, credentials))
         except RegistryError as error:
             # A user has to fix the others (URI, alias, credentials): look again at the poll pace.
             delay = next_poll_delay(schedule.failures + 1) if error.retryable else self._poll_seconds
-            schedule.failed(clock, delay)
-            status = blocked_status(md.status, error, md.metadata.generation, now)
-            event = _event("Warning", error.reason, str(error))
-            return Admission(
-                view=md, blocked=ReconcileOutput(status=status, events=[event], requeue_after=delay)
-            )
+            schedule.failed(clock, delay, error)
+            return self._blocked(md, error, delay, now)
         schedule.answered(clock, self._poll_seconds)
         return self._admitted(md, resolution.as_resolved_model(), None, schedule, clock)
+
+    def _blocked(self, md: ModelDeployment, error: RegistryError, delay: float, now: datetime) -> Admission:
+        """Admission refused for `error`: the status says so, announced by an Event when it
+        changes (so a retry that finds it already written posts nothing)."""
+        status = blocked_status(md.status, error, md.metadata.generation, now)
+        events = [] if status == md.status else [_event("Warning", error.reason, str(error))]
+        return Admission(view=md, blocked=ReconcileOutput(status=status, events=events, requeue_after=delay))
 
     def _poll(
         self, md: ModelDeployment, pinned: ResolvedModel, schedule: _Schedule, clock: float
@@ -270,7 +287,9 @@ class RegistryGate:
         return Admission(view=view, model=model, moved=moved, next_poll_seconds=poll)
 
     def _registry(self, md: ModelDeployment) -> MlflowRegistry:
-        tracking_uri, credentials = self._server_of(md)
+        return self._connect(*self._server_of(md))
+
+    def _connect(self, tracking_uri: str, credentials: RegistryCredentials | None) -> MlflowRegistry:
         # MLflow takes seconds to import; an operator whose URIs name no registry never needs it.
         from modelramp.operator.registry.mlflow_registry import MlflowRegistry  # noqa: PLC0415
 
@@ -291,7 +310,11 @@ class RegistryGate:
         name = spec.secret_ref.name
         data = self._read_secret(md.metadata.namespace or "", name)
         if data is None:
-            raise RegistryAuthError(f"spec.model.registry.secretRef: Secret {name!r} not found")
+            raise RegistryAuthError(
+                f"spec.model.registry.secretRef: Secret {name!r} not found in namespace "
+                f"{md.metadata.namespace}: create it with {TOKEN_KEY}, or {USERNAME_KEY} and "
+                f"{PASSWORD_KEY}, or fix the name"
+            )
         return spec.tracking_uri, credentials_from_secret(name, data)
 
     def _operator_credentials(self) -> RegistryCredentials | None:
