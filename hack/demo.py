@@ -169,7 +169,7 @@ def main() -> int:
         say("Events of fraud-bug")
         columns = "custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message"
         selector = "--field-selector=involvedObject.name=fraud-bug"
-        print(kubectl("-n", NAMESPACE, "get", "events", selector, "--sort-by=.lastTimestamp", "-o", columns))
+        print(kubectl("-n", NAMESPACE, "get", "events", selector, "--sort-by=.eventTime", "-o", columns))
         for traffic in senders:
             traffic.stop()
         for name in ROLLOUTS:

@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
-# Builds the developer tools the packaging tests run (helm, actionlint) from the Go module proxy
-# into a version-keyed cache outside git, so a second run is free and a version bump rebuilds.
+# Builds the developer tools the tests run (helm, actionlint from the Go module proxy; argocd-lua,
+# our Argo CD Lua runner, from hack/argocd-lua against Argo CD's modules) into a version-keyed
+# cache outside git, so a second run is free and a version bump (or a changed runner) rebuilds.
 #   hack/install-tools.sh [TOOL...]          build what is missing, print each binary's path
 #   hack/install-tools.sh --check TOOL...    build nothing; print paths, exit 1 naming what is missing
 set -euo pipefail
 
+here=$(cd "$(dirname "$0")" && pwd)
 declare -A module=(
   [helm]=helm.sh/helm/v3/cmd/helm
   [actionlint]=github.com/rhysd/actionlint/cmd/actionlint
+  [argocd-lua]=local:argocd-lua
 )
+# argocd-lua: the Argo CD version it links, and a digest of its sources (so an edit rebuilds).
+argocd_version=$(grep -oP '^\s*(require\s+)?github.com/argoproj/argo-cd/v3 \Kv[0-9.]+' "$here/argocd-lua/go.mod")
+argocd_sources=$(cat "$here"/argocd-lua/{go.mod,go.sum,main.go} | sha256sum | cut -c1-12)
 declare -A version=(
   [helm]=v3.21.4
   [actionlint]=v1.7.12
+  [argocd-lua]="$argocd_version-$argocd_sources"
 )
 cache="${MODELRAMP_CACHE:-$HOME/.cache/modelramp}"
 
@@ -36,6 +43,7 @@ ldflags() {
       echo "$ld"
       ;;
     actionlint) echo "-s -w -X github.com/rhysd/actionlint.version=${version[actionlint]}" ;;
+    *) echo "-s -w" ;;
   esac
 }
 
@@ -47,8 +55,13 @@ build() {
   # A scratch GOBIN, then a rename, so an interrupted build never leaves a half-written binary.
   local scratch
   scratch=$(mktemp -d "$out/.build.XXXXXX")
-  GOTOOLCHAIN=local CGO_ENABLED=0 GOBIN="$scratch" \
-    go install -trimpath -ldflags "$(ldflags "$tool")" "${module[$tool]}@${version[$tool]}"
+  if [[ ${module[$tool]} == local:* ]]; then
+    (cd "$here/${module[$tool]#local:}" && GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly \
+      go build -trimpath -ldflags "$(ldflags "$tool")" -o "$scratch/$tool" .)
+  else
+    GOTOOLCHAIN=local CGO_ENABLED=0 GOBIN="$scratch" \
+      go install -trimpath -ldflags "$(ldflags "$tool")" "${module[$tool]}@${version[$tool]}"
+  fi
   mv "$scratch/$tool" "$(binary "$tool")"
   rmdir "$scratch"
 }

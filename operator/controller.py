@@ -44,9 +44,10 @@ from modelramp.operator.api import (
 )
 from modelramp.operator.cache import Json, Key, ObjectCache
 from modelramp.operator.config import OperatorConfig
-from modelramp.operator.kube import Conflict, Kube, KubeError, merge_patch
+from modelramp.operator.kube import Conflict, Kube, KubeError, NamespaceTerminating, merge_patch
 from modelramp.operator.metrics import OperatorMetrics
 from modelramp.operator.registry.gate import RegistryGate
+from modelramp.operator.registry.writeback import seconds_until_due
 from modelramp.operator.rollout import reconcile
 from modelramp.operator.rollout.analyses import analysis_in
 from modelramp.operator.rollout.model import (
@@ -65,6 +66,9 @@ from modelramp.operator.routers.registry import router_for
 log = logging.getLogger(__name__)
 
 APPLIED_HASH: Final = "modelramp.dev/applied-hash"
+# kopf's finalizer on every ModelDeployment (kopf removes it once the daemon has stopped).
+FINALIZER: Final = "modelramp.dev/operator"
+RELEASE_POLL_SECONDS: Final = 1.0
 CONFLICT_RETRY_SECONDS: Final = 0.2
 MAX_BACKOFF_SECONDS: Final = 60.0
 
@@ -95,6 +99,7 @@ class Controller:
         self._wakers: dict[Key, asyncio.Event] = {}
         self._slots = asyncio.Semaphore(config.workers)
         self._providers: dict[tuple[str, int], PrometheusMetricProvider] = {}
+        self._terminating: set[str] = set()
         self.registry = RegistryGate(config, self._read_secret)
 
     # --- watch events (on the event loop) --------------------------------------------------------
@@ -102,12 +107,25 @@ class Controller:
     def on_model_deployment(self, event_type: str | None, body: Json) -> None:
         key = Key(body["metadata"]["namespace"], body["metadata"]["name"])
         if event_type == "DELETED":
-            self.cache.drop_model_deployment(key)
-            self.metrics.forget(key)
-            self.registry.forget(key)
+            self._forget(key)
         else:
             self.cache.put_model_deployment(body)
         self._wake(key)
+
+    def _forget(self, key: Key) -> None:
+        self.cache.drop_model_deployment(key)
+        self.metrics.forget(key)
+        self.registry.forget(key)
+
+    def on_namespace(self, event_type: str | None, body: Json) -> None:
+        """Namespaces being deleted: their ModelDeployments' loops switch to letting them go."""
+        name = body["metadata"]["name"]
+        if event_type == "DELETED":
+            self._terminating.discard(name)
+        elif body["metadata"].get("deletionTimestamp") and name not in self._terminating:
+            self._terminating.add(name)
+            for key in [key for key in self._wakers if key.namespace == name]:
+                self._wake(key)
 
     def on_owned(self, kind: str, event_type: str | None, body: Json) -> None:
         owner = (
@@ -154,6 +172,8 @@ class Controller:
     # --- one reconcile (in a worker thread: the kubernetes client blocks) -------------------------
 
     def reconcile_once(self, key: Key) -> Outcome:
+        if key.namespace in self._terminating:
+            return self._release(key)
         body = self.cache.model_deployment(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             # Owned objects go with it through their ownerReferences (garbage collection).
@@ -163,6 +183,9 @@ class Controller:
         except ValidationError as error:
             return self._reject(body, error)
         now = self._clock()
+        stored = md.status
+        delivered, write_back_events = self.registry.deliver_write_backs(md, now)
+        md = md.model_copy(update={"status": delivered})
         admission = self.registry.admit(key, md, now)
         observed = self._observe(key, md)
         if admission.blocked is not None:
@@ -177,18 +200,52 @@ class Controller:
                 config=self.engine_config,
             )
             out = admission.finish(reconcile(view))
+        status = self.registry.queue_write_back(md, out.status, now)
         try:
             changed = self._apply(key, out)
-            wrote = self._write_status(body, md.status, out.status)
+            wrote = self._write_status(body, stored, status)
         except Conflict:
             # Someone changed the route or the ModelDeployment meanwhile: decide again on what is there.
             return Outcome("conflict", CONFLICT_RETRY_SECONDS)
+        except NamespaceTerminating:
+            # Its namespace is being deleted, and it with it: nothing more to do (and kopf lets go
+            # of it only once this loop has ended).
+            return Outcome("gone", None)
         if wrote:
-            self._post_events(body, out.events + self.registry.write_back(md, out.status, now))
+            self._post_events(body, write_back_events + out.events)
             for measurement in measurements:
                 self.telemetry.count_measurement(measurement)
-        self.metrics.observe(key, out.status.phase, out.status.canary_weight)
-        return Outcome("changed" if changed or wrote else "unchanged", out.requeue_after)
+                self.metrics.measured(key, measurement)
+            self.metrics.transition(stored, status, now)
+        self.metrics.observe(key, status.phase, status.canary_weight)
+        waits = [wait for wait in (out.requeue_after, seconds_until_due(status, now)) if wait is not None]
+        return Outcome("changed" if changed or wrote else "unchanged", min(waits, default=None))
+
+    def _release(self, key: Key) -> Outcome:
+        """In a namespace being deleted: no more rollout, only waiting until the namespace
+        controller deletes the ModelDeployment, then removing kopf's finalizer, which kopf (no
+        longer watching the namespace) never would. Read from the API server: the watch cache of
+        that namespace is no longer fed either."""
+        live = self.kube.get_model_deployment(key.namespace, key.name)
+        if live is None:
+            return Outcome("gone", None)
+        meta = live["metadata"]
+        if not meta.get("deletionTimestamp"):
+            return Outcome("unchanged", RELEASE_POLL_SECONDS)
+        finalizers = meta.get("finalizers") or []
+        if FINALIZER in finalizers:
+            try:
+                self.kube.patch_model_deployment(
+                    key.namespace,
+                    key.name,
+                    {"metadata": {"finalizers": [f for f in finalizers if f != FINALIZER]}},
+                    meta["resourceVersion"],
+                )
+            except Conflict:
+                return Outcome("conflict", CONFLICT_RETRY_SECONDS)
+            log.info("released %s: its namespace is being deleted", key)
+        self._forget(key)
+        return Outcome("gone", None)
 
     def _observe(self, key: Key, md: ModelDeployment) -> Observed:
         deployments: dict[Track, ObservedDeployment] = {}
@@ -296,6 +353,14 @@ class Controller:
         for event in events:
             try:
                 self.kube.create_event(body, event.type, event.reason, event.message)
+            except NamespaceTerminating:
+                # Expected while its namespace is deleted; it goes with the namespace.
+                log.debug(
+                    "not posting %s on %s: its namespace is being deleted",
+                    event.reason,
+                    body["metadata"]["name"],
+                )
+                return
             except KubeError as error:
                 log.warning(
                     "could not post event %s on %s: %s", event.reason, body["metadata"]["name"], error

@@ -23,7 +23,7 @@ from modelramp.operator.analysis.telemetry import AnalysisTelemetry
 from modelramp.operator.api.resource import GROUP, PLURAL, VERSION
 from modelramp.operator.cache import Key
 from modelramp.operator.config import ConfigError, OperatorConfig, load
-from modelramp.operator.controller import Controller
+from modelramp.operator.controller import FINALIZER, Controller
 from modelramp.operator.kube import Kube, connect
 from modelramp.operator.metrics import OperatorMetrics
 
@@ -57,7 +57,7 @@ async def start(
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # The finalizer that keeps a ModelDeployment until its daemon has stopped; named after us, so
     # `kubectl get -o yaml` says who holds it.
-    settings.persistence.finalizer = "modelramp.dev/operator"
+    settings.persistence.finalizer = FINALIZER
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
     metrics, telemetry = OperatorMetrics(), AnalysisTelemetry()
@@ -71,6 +71,14 @@ async def start(
 async def model_deployment_changed(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     """Spec and status changes alike (manual controls live in status) wake the rollout."""
     _controller(memo).on_model_deployment(event["type"], dict(event["object"]))
+
+
+@kopf.on.event("", "v1", "namespaces")
+async def namespace_changed(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    """A namespace being deleted: its ModelDeployments are let go by the controller itself, since
+    kopf stops watching a namespace as soon as its deletion starts (and so would never see them
+    deleted, nor remove their finalizer)."""
+    _controller(memo).on_namespace(event["type"], dict(event["object"]))
 
 
 @kopf.on.event("apps", "v1", "deployments")

@@ -54,6 +54,11 @@ class Conflict(KubeError):
     """The object changed since it was read (409): read it again and decide again."""
 
 
+class NamespaceTerminating(KubeError):
+    """The namespace is being deleted (403 NamespaceTerminating): nothing new can be created in
+    it, and everything in it is going too, so the write is dropped rather than retried."""
+
+
 def connect(kubeconfig: str | None = None, user_agent: str = USER_AGENT) -> kubernetes.client.ApiClient:
     """An API client: in-cluster credentials inside a pod, else `kubeconfig` or $KUBECONFIG."""
     if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:
@@ -186,6 +191,12 @@ class Kube:
     def get_model_deployment(self, namespace: str, name: str) -> Json | None:
         return self.get(API_VERSION, KIND, namespace, name)
 
+    def patch_model_deployment(
+        self, namespace: str, name: str, patch: Mapping[str, Any], resource_version: str | None
+    ) -> Json:
+        """Merge-patches the object itself (metadata: the operator never writes spec)."""
+        return self.patch(API_VERSION, KIND, namespace, name, patch, resource_version=resource_version)
+
     def patch_model_deployment_status(
         self, namespace: str, name: str, patch: Mapping[str, Any], resource_version: str | None
     ) -> Json:
@@ -205,7 +216,10 @@ class Kube:
     ) -> None:
         """A core/v1 Event about `involved` (a whole object as read), as `kubectl describe` shows them."""
         meta = involved["metadata"]
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # Microseconds, and no second-granular first/lastTimestamp: `kubectl describe` and
+        # `kubectl events` order by lastTimestamp when it is set, which puts the several Events of
+        # one reconcile (RolloutStarted, WeightSet, AnalysisStarted) in any order within a second.
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         event = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -221,9 +235,8 @@ class Kube:
             "type": type_,
             "reason": reason,
             "message": message[:1024],
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
+            "eventTime": now,
+            "action": reason,
             "source": {"component": FIELD_MANAGER},
             "reportingComponent": FIELD_MANAGER,
             "reportingInstance": socket.gethostname()[:128],
@@ -233,7 +246,14 @@ class Kube:
 
 def _error(what: str, status: int, body: bytes | str | None) -> KubeError:
     reason = body.decode(errors="replace") if isinstance(body, bytes) else (body or "")
+    causes: list[Any] = []
     with contextlib.suppress(ValueError, AttributeError):
-        reason = json.loads(reason).get("message", reason)
-    kind = Conflict if status == 409 else KubeError
+        answer = json.loads(reason)
+        reason = answer.get("message", reason)
+        causes = (answer.get("details") or {}).get("causes") or []
+    kind: type[KubeError] = KubeError
+    if status == 409:
+        kind = Conflict
+    elif status == 403 and any(cause.get("reason") == "NamespaceTerminating" for cause in causes):
+        kind = NamespaceTerminating
     return kind(what, status, reason)

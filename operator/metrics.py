@@ -1,16 +1,23 @@
 """The operator's own Prometheus metrics (`--metrics-port`): reconciles, their duration, rollouts by
-phase and the canary weight of each ModelDeployment. Analysis measurements are counted by
-`modelramp.operator.analysis.telemetry` in the same registry.
+phase, the canary weight of each ModelDeployment, how long rollouts took to be promoted or rolled
+back, and the latest value and bound of each analysis metric. Analysis measurements are counted
+by `modelramp.operator.analysis.telemetry` in the same registry.
 """
 
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime
+from typing import Final
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from modelramp.operator.api.status import Phase
+from modelramp.operator.api.status import Measurement, ModelDeploymentStatus, Phase
 from modelramp.operator.cache import Key
+from modelramp.operator.rollout.outcome import rollout_outcome
+
+# Rollouts take from seconds (a blue-green switch) to a day (long canary pauses).
+ROLLOUT_BUCKETS: Final = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200, 86400)
 
 PHASES: tuple[Phase, ...] = (
     "Initializing",
@@ -46,7 +53,33 @@ class OperatorMetrics:
             ["namespace", "name"],
             registry=registry,
         )
+        self.promotion_seconds = Histogram(
+            "modelramp_rollout_promotion_duration_seconds",
+            "Time from the start of a rollout (status.rolloutStartTime) to its promotion.",
+            buckets=ROLLOUT_BUCKETS,
+            registry=registry,
+        )
+        self.rollback_seconds = Histogram(
+            "modelramp_rollout_rollback_duration_seconds",
+            "Time from the start of a rollout to its rollback (by analysis, deadline or abort).",
+            buckets=ROLLOUT_BUCKETS,
+            registry=registry,
+        )
+        labels = ["namespace", "name", "metric"]
+        self.measurement_value = Gauge(
+            "modelramp_analysis_measurement_value",
+            "The latest analysis measurement of each metric (absent while the query gives no number).",
+            labels,
+            registry=registry,
+        )
+        self.measurement_threshold = Gauge(
+            "modelramp_analysis_measurement_threshold",
+            "The bound the latest measurement of each metric was judged against.",
+            labels,
+            registry=registry,
+        )
         self._phases: dict[Key, str] = {}
+        self._metrics: dict[Key, set[str]] = {}
         for phase in PHASES:
             self.rollouts.labels(phase=phase).set(0)
 
@@ -59,11 +92,37 @@ class OperatorMetrics:
             self._phases[key] = phase
         self._publish_phases()
 
+    def transition(self, old: ModelDeploymentStatus, new: ModelDeploymentStatus, now: datetime) -> None:
+        """Records how long the rollout took when the written transition ended it."""
+        outcome = rollout_outcome(old, new)
+        if outcome is None or old.rollout_start_time is None:
+            return
+        seconds = max((now - old.rollout_start_time).total_seconds(), 0.0)
+        (self.promotion_seconds if outcome == "promoted" else self.rollback_seconds).observe(seconds)
+
+    def measured(self, key: Key, measurement: Measurement) -> None:
+        """Publishes a measurement recorded in status as the metric's latest value and bound."""
+        labels = (key.namespace, key.name, measurement.metric)
+        self._metrics.setdefault(key, set()).add(measurement.metric)
+        for gauge, value in (
+            (self.measurement_value, measurement.value),
+            (self.measurement_threshold, measurement.threshold),
+        ):
+            if value is None:
+                with contextlib.suppress(KeyError):
+                    gauge.remove(*labels)
+            else:
+                gauge.labels(*labels).set(value)
+
     def forget(self, key: Key) -> None:
         """The ModelDeployment is gone."""
         self._phases.pop(key, None)
         with contextlib.suppress(KeyError):
             self.canary_weight.remove(key.namespace, key.name)
+        for metric in self._metrics.pop(key, set()):
+            for gauge in (self.measurement_value, self.measurement_threshold):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(key.namespace, key.name, metric)
         self._publish_phases()
 
     def _publish_phases(self) -> None:

@@ -266,6 +266,38 @@ class RevisionTemplate(StatusModel):
     )
 
 
+WriteBackOutcome = Literal["promoted", "rolled-back"]
+
+
+class PendingWriteBack(StatusModel):
+    """A rollout verdict the model registry has not accepted yet (spec.model.registry.writeBack).
+
+    Recorded together with the transition that decided it, so neither a registry outage nor an
+    operator restart loses it; retried with backoff until the registry accepts it, then removed.
+    """
+
+    name: str = Field(max_length=256, description="Registered model name.")
+    version: str = Field(max_length=64, description="The model version the verdict is about.")
+    outcome: WriteBackOutcome = Field(description="promoted or rolled-back.")
+    alias: str | None = Field(
+        default=None, max_length=256, description="The alias to move to this version (promotions)."
+    )
+    tags: dict[str, Annotated[str, StringConstraints(max_length=5000)]] = Field(
+        # writeBack.tags (at most 32) and the operator's own (rollout, deployment, time, metric).
+        default_factory=dict,
+        max_length=40,
+        description="Tags to set on the version.",
+    )
+    decided_at: datetime = Field(description="When the rollout reached the verdict.")
+    attempts: int = Field(default=0, ge=0, description="Tries so far that the registry did not accept.")
+    next_attempt_time: datetime | None = Field(
+        default=None, description="When it is tried next (absent: at once)."
+    )
+    last_error: str | None = Field(
+        default=None, max_length=4096, description="Why the registry did not accept the last try."
+    )
+
+
 class ModelDeploymentStatus(StatusModel):
     """The observed state of a ModelDeployment, written by the operator."""
 
@@ -358,4 +390,12 @@ class ModelDeploymentStatus(StatusModel):
         default_factory=list,
         max_length=MAX_CONDITIONS,
         description="Ready, Progressing and Degraded conditions.",
+    )
+    pending_write_backs: list[PendingWriteBack] = Field(
+        default_factory=list,
+        max_length=8,
+        description=(
+            "Registry write-backs decided but not yet accepted by the registry, oldest first; each is "
+            "retried with backoff until it is."
+        ),
     )

@@ -1,14 +1,16 @@
 """The registry gate: what the controller asks of the registry before and after the rollout engine runs.
 
 The controller stays thin glue: for each reconcile it asks `RegistryGate.admit` which model the
-engine may build pods from, and after a status transition was written, `RegistryGate.write_back`
-records the verdict. Only ModelDeployments whose `spec.model.uri` is a `models:/` URI reach the
-registry; every other one passes through unchanged.
+engine may build pods from, and the gate records rollout verdicts in the registry. Only
+ModelDeployments whose `spec.model.uri` is a `models:/` URI reach the registry; every other one
+passes through unchanged.
 
 - A new registry URI is resolved once and pinned (`status.canaryModel`/`stableModel`); until it
   resolves the engine is not called and the status says why (`Admission.blocked`), retried with
   backoff (`follow.next_poll_delay`) kept per ModelDeployment. Between retries the registry is
   not asked again, however often the ModelDeployment is woken.
+- A rollout's verdict is queued in status (`queue_write_back`) with the transition that decided
+  it and delivered by the following reconciles (`deliver_write_backs`) until the registry takes it.
 - With `spec.model.followAlias` the pinned alias is polled every `--registry-poll-seconds`; a
   failed poll keeps the pin and backs off.
 - The tracking server is `spec.model.registry` (credentials from its Secret) or the operator's
@@ -33,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from modelramp.operator.api.resource import ModelDeployment
 from modelramp.operator.api.spec import ModelRegistry as RegistrySpec
-from modelramp.operator.api.status import ModelDeploymentStatus, ResolvedModel
+from modelramp.operator.api.status import ModelDeploymentStatus, PendingWriteBack, ResolvedModel
 from modelramp.operator.cache import Key
 from modelramp.operator.config import OperatorConfig
 from modelramp.operator.registry.credentials import (
@@ -45,10 +47,16 @@ from modelramp.operator.registry.credentials import (
 )
 from modelramp.operator.registry.errors import RegistryAuthError, RegistryError
 from modelramp.operator.registry.follow import AliasMoved, alias_moved, next_poll_delay
-from modelramp.operator.registry.pinning import blocked_status, engine_view, restore_requested_uri
+from modelramp.operator.registry.pinning import (
+    blocked_status,
+    engine_view,
+    reported_for,
+    resolving_status,
+    restore_requested_uri,
+)
 from modelramp.operator.registry.resolver import recorded_model, resolve
 from modelramp.operator.registry.uri import is_registry_uri
-from modelramp.operator.registry.writeback import plan_write_back
+from modelramp.operator.registry.writeback import failed_attempt, is_due, plan_of, queue_write_back
 from modelramp.operator.rollout.model import EventRecord, ReconcileOutput
 
 if TYPE_CHECKING:
@@ -106,14 +114,17 @@ class _Schedule:
     failures: int = 0
     due: float = 0.0
     moved: AliasMoved | None = None
+    error: RegistryError | None = None
 
-    def failed(self, clock: float, delay: float) -> None:
+    def failed(self, clock: float, delay: float, error: RegistryError | None = None) -> None:
         self.failures += 1
         self.due = clock + delay
+        self.error = error
 
     def answered(self, clock: float, delay: float) -> None:
         self.failures = 0
         self.due = clock + delay
+        self.error = None
 
 
 class RegistryGate:
@@ -156,42 +167,81 @@ class RegistryGate:
         moved = self._poll(md, model, schedule, clock) if md.spec.model.follow_alias else None
         return self._admitted(md, moved.model if moved else model, moved, schedule, clock)
 
-    def write_back(self, md: ModelDeployment, new: ModelDeploymentStatus, now: datetime) -> list[EventRecord]:
-        """Records the verdict of the transition from `md.status` to `new` (written just now) when
-        spec.model.registry.writeBack asks for it; the Event says what was written or why not."""
-        plan = plan_write_back(md, md.status, new, now)
-        if plan is None:
-            return []
-        alias = f", alias {plan.alias} moved to it" if plan.alias else ""
-        try:
-            self._registry(md).write_back(plan)
-        except RegistryError as error:
-            log.warning("write-back for %s/%s failed: %s", md.metadata.namespace, md.metadata.name, error)
-            message = f"version {plan.version} of model {plan.name} was not marked {plan.outcome}: {error}"
-            return [_event("Warning", "RegistryWriteBackFailed", message)]
-        message = f"version {plan.version} of model {plan.name} marked {plan.outcome}{alias}"
-        return [_event("Normal", "RegistryWriteBack", message)]
+    def queue_write_back(
+        self, md: ModelDeployment, new: ModelDeploymentStatus, now: datetime
+    ) -> ModelDeploymentStatus:
+        """`new` with the verdict of the transition from `md.status` queued for the registry when
+        spec.model.registry.writeBack asks for it (written with the transition, delivered next)."""
+        return queue_write_back(md, md.status, new, now)
+
+    def deliver_write_backs(
+        self, md: ModelDeployment, now: datetime
+    ) -> tuple[ModelDeploymentStatus, list[EventRecord]]:
+        """Tries the queued write-backs that are due; `md.status` without those the registry
+        accepted and with the others' next try scheduled, and an Event for each outcome (a failure
+        only at its first try: the status shows the retries)."""
+        queued = md.status.pending_write_backs
+        if not any(is_due(pending, now) for pending in queued):
+            return md.status, []
+        kept: list[PendingWriteBack] = []
+        events: list[EventRecord] = []
+        for pending in queued:
+            if not is_due(pending, now):
+                kept.append(pending)
+                continue
+            what = f"version {pending.version} of model {pending.name}"
+            try:
+                self._registry(md).write_back(plan_of(pending))
+            except RegistryError as error:
+                retry = failed_attempt(pending, str(error), now)
+                kept.append(retry)
+                log.warning(
+                    "write-back for %s/%s failed (try %d), retrying at %s: %s",
+                    md.metadata.namespace,
+                    md.metadata.name,
+                    retry.attempts,
+                    retry.next_attempt_time,
+                    error,
+                )
+                if retry.attempts == 1:
+                    message = f"{what} not yet marked {pending.outcome} (will retry): {error}"
+                    events.append(_event("Warning", "RegistryWriteBackFailed", message))
+                continue
+            alias = f", alias {pending.alias} moved to it" if pending.alias else ""
+            after = f" after {pending.attempts + 1} tries" if pending.attempts else ""
+            events.append(
+                _event("Normal", "RegistryWriteBack", f"{what} marked {pending.outcome}{alias}{after}")
+            )
+        return md.status.model_copy(update={"pending_write_backs": kept}), events
 
     def _pin(self, md: ModelDeployment, schedule: _Schedule, clock: float, now: datetime) -> Admission:
         """Resolves a URI that has no pin yet; the engine runs only once it has one."""
-        if schedule.failures and clock < schedule.due:
-            # Backing off: the status written at the last failure still says why we wait.
-            return Admission(
-                view=md, blocked=ReconcileOutput(status=md.status, requeue_after=schedule.due - clock)
-            )
+        if schedule.failures and clock < schedule.due and schedule.error is not None:
+            # Backing off: say why we wait, again if the status written at the failure was lost
+            # (a conflict with kopf's finalizer or a user's edit), without asking the registry.
+            return self._blocked(md, schedule.error, schedule.due - clock, now)
         try:
-            resolution = resolve(md.spec.model.uri, self._registry(md))
+            server, credentials = self._server_of(md)
+            if not reported_for(md.status, md.metadata.generation):
+                # The first call may take seconds (MLflow's import, a slow server): say what we
+                # wait for first, and ask on the next reconcile, right after that write.
+                status = resolving_status(md.status, md.spec.model.uri, server, md.metadata.generation, now)
+                return Admission(view=md, blocked=ReconcileOutput(status=status, requeue_after=0))
+            resolution = resolve(md.spec.model.uri, self._connect(server, credentials))
         except RegistryError as error:
             # A user has to fix the others (URI, alias, credentials): look again at the poll pace.
             delay = next_poll_delay(schedule.failures + 1) if error.retryable else self._poll_seconds
-            schedule.failed(clock, delay)
-            status = blocked_status(md.status, error, md.metadata.generation, now)
-            event = _event("Warning", error.reason, str(error))
-            return Admission(
-                view=md, blocked=ReconcileOutput(status=status, events=[event], requeue_after=delay)
-            )
+            schedule.failed(clock, delay, error)
+            return self._blocked(md, error, delay, now)
         schedule.answered(clock, self._poll_seconds)
         return self._admitted(md, resolution.as_resolved_model(), None, schedule, clock)
+
+    def _blocked(self, md: ModelDeployment, error: RegistryError, delay: float, now: datetime) -> Admission:
+        """Admission refused for `error`: the status says so, announced by an Event when it
+        changes (so a retry that finds it already written posts nothing)."""
+        status = blocked_status(md.status, error, md.metadata.generation, now)
+        events = [] if status == md.status else [_event("Warning", error.reason, str(error))]
+        return Admission(view=md, blocked=ReconcileOutput(status=status, events=events, requeue_after=delay))
 
     def _poll(
         self, md: ModelDeployment, pinned: ResolvedModel, schedule: _Schedule, clock: float
@@ -237,7 +287,9 @@ class RegistryGate:
         return Admission(view=view, model=model, moved=moved, next_poll_seconds=poll)
 
     def _registry(self, md: ModelDeployment) -> MlflowRegistry:
-        tracking_uri, credentials = self._server_of(md)
+        return self._connect(*self._server_of(md))
+
+    def _connect(self, tracking_uri: str, credentials: RegistryCredentials | None) -> MlflowRegistry:
         # MLflow takes seconds to import; an operator whose URIs name no registry never needs it.
         from modelramp.operator.registry.mlflow_registry import MlflowRegistry  # noqa: PLC0415
 
@@ -258,7 +310,11 @@ class RegistryGate:
         name = spec.secret_ref.name
         data = self._read_secret(md.metadata.namespace or "", name)
         if data is None:
-            raise RegistryAuthError(f"spec.model.registry.secretRef: Secret {name!r} not found")
+            raise RegistryAuthError(
+                f"spec.model.registry.secretRef: Secret {name!r} not found in namespace "
+                f"{md.metadata.namespace}: create it with {TOKEN_KEY}, or {USERNAME_KEY} and "
+                f"{PASSWORD_KEY}, or fix the name"
+            )
         return spec.tracking_uri, credentials_from_secret(name, data)
 
     def _operator_credentials(self) -> RegistryCredentials | None:

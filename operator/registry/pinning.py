@@ -5,7 +5,8 @@ The engine builds pods from `spec.model.uri` and records what it built in `statu
 pinned version (`engine_view`), so the pods load `models:/fraud/7` and the revision hash changes
 exactly when the pin does; then it puts the requested URI back into the recorded models
 (`restore_requested_uri`), which is how `recorded_model` finds the pin on the next tick. When the
-registry can't resolve a new URI, the engine isn't called: `blocked_status` says why instead.
+registry can't resolve a new URI, the engine isn't called: `blocked_status` says why instead;
+before the first (possibly slow) call for a new spec, `resolving_status` says what it waits for.
 """
 
 from __future__ import annotations
@@ -50,7 +51,12 @@ def blocked_status(
     registry may come back, Degraded when a user must fix the URI or the credentials. The
     serving pods are left as they are; nothing is rolled out."""
     phase: Phase = "Progressing" if error.retryable else "Degraded"
-    message = f"waiting for the model registry: {error}" if error.retryable else str(error)
+    message = (
+        f"waiting for the model registry (retrying; check spec.model.registry.trackingUri if it "
+        f"persists): {error}"
+        if error.retryable
+        else str(error)
+    )
     return status.model_copy(
         update={
             "phase": phase,
@@ -60,3 +66,30 @@ def blocked_status(
             ),
         }
     )
+
+
+def resolving_status(
+    status: ModelDeploymentStatus, uri: str, server: str, generation: int | None, now: datetime
+) -> ModelDeploymentStatus:
+    """The status while the registry is first asked about a new spec.model.uri (MLflow loads and
+    answers in seconds): Progressing, naming the URI and the server."""
+    message = f"resolving {uri} on the MLflow registry {server} (spec.model.registry.trackingUri)"
+    return status.model_copy(
+        update={
+            "phase": "Progressing",
+            "message": message,
+            "conditions": conditions_for(
+                "Progressing",
+                "ResolvingModel",
+                message,
+                generation=generation,
+                now=now,
+                previous=status.conditions,
+            ),
+        }
+    )
+
+
+def reported_for(status: ModelDeploymentStatus, generation: int | None) -> bool:
+    """Whether the status already speaks about this generation of the spec."""
+    return any(condition.observed_generation == generation for condition in status.conditions)

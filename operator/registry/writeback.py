@@ -7,19 +7,33 @@ analysis rolls it back the version is tagged `rolled-back` with the failing metr
 A paused or aborted rollout writes nothing: an abort is a person's decision, not a verdict on
 the model. `plan_write_back` decides from the status before and after a reconcile (pure); the
 registry implementation does the writing.
+
+A decided write-back is queued in `status.pendingWriteBacks` by the same status write as the
+transition that decided it (`queue_write_back`), and leaves the queue only once the registry has
+accepted it; a failed try is retried with the registry's backoff (`follow.next_poll_delay`). So a
+registry that is down at the moment of promotion, or an operator restarted before the write,
+delays the write-back but never loses it.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Final, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 
 from modelramp.operator.api.resource import ModelDeployment
-from modelramp.operator.api.status import Measurement, ModelDeploymentStatus, ResolvedModel
+from modelramp.operator.api.status import (
+    Measurement,
+    ModelDeploymentStatus,
+    PendingWriteBack,
+    ResolvedModel,
+    WriteBackOutcome,
+)
 from modelramp.operator.registry.errors import InvalidModelUri
+from modelramp.operator.registry.follow import next_poll_delay
 from modelramp.operator.registry.uri import VersionRef, is_registry_uri, parse_registry_uri
+from modelramp.operator.rollout.outcome import rollout_outcome
 
 ROLLOUT_TAG: Final = "modelramp.dev/rollout"
 DEPLOYMENT_TAG: Final = "modelramp.dev/modeldeployment"
@@ -27,7 +41,7 @@ TIME_TAG: Final = "modelramp.dev/time"
 FAILED_METRIC_TAG: Final = "modelramp.dev/failed-metric"
 FAILED_VALUE_TAG: Final = "modelramp.dev/failed-value"
 
-Outcome = Literal["promoted", "rolled-back"]
+MAX_PENDING: Final = 8
 
 
 class WriteBackPlan(BaseModel):
@@ -37,7 +51,7 @@ class WriteBackPlan(BaseModel):
 
     name: str
     version: str
-    outcome: Outcome
+    outcome: WriteBackOutcome
     alias: str | None = None
     tags: dict[str, str]
 
@@ -58,9 +72,9 @@ def plan_write_back(
         DEPLOYMENT_TAG: f"{md.metadata.namespace}/{md.metadata.name}",
         TIME_TAG: now.astimezone(UTC).isoformat(timespec="seconds"),
     }
-    promoted = _promoted_model(old, new)
-    if promoted is not None:
-        ref = _version_of(promoted)
+    outcome = rollout_outcome(old, new)
+    if outcome == "promoted" and new.stable_model is not None:
+        ref = _version_of(new.stable_model)
         if ref is None:
             return None
         tags = {**common, **registry.write_back.tags, ROLLOUT_TAG: "promoted"}
@@ -71,7 +85,7 @@ def plan_write_back(
             alias=registry.write_back.alias,
             tags=tags,
         )
-    failure = _rollback_cause(old, new)
+    failure = _rollback_cause(old, new) if outcome == "rolled-back" else None
     if failure is None or old.canary_model is None:
         return None
     ref = _version_of(old.canary_model)
@@ -86,18 +100,7 @@ def plan_write_back(
     return WriteBackPlan(name=ref.name, version=str(ref.version), outcome="rolled-back", tags=tags)
 
 
-def _promoted_model(old: ModelDeploymentStatus, new: ModelDeploymentStatus) -> ResolvedModel | None:
-    # The rollout ends (canaryModel cleared) with stable serving what the canary served; the
-    # engine's earlier "Promoting" step, where stable only takes the template, isn't the end yet.
-    stable, canary = new.stable_model, old.canary_model
-    if stable is None or canary is None or new.canary_model is not None or new.abort:
-        return None
-    return stable if stable.resolved_uri == canary.resolved_uri else None
-
-
 def _rollback_cause(old: ModelDeploymentStatus, new: ModelDeploymentStatus) -> Measurement | None:
-    if new.phase != "RolledBack" or old.phase == "RolledBack":
-        return None
     failed_runs = {
         run.name
         for run in new.analysis_runs
@@ -116,3 +119,58 @@ def _version_of(model: ResolvedModel) -> VersionRef | None:
     except InvalidModelUri:
         return None
     return ref if isinstance(ref, VersionRef) else None
+
+
+def queue_write_back(
+    md: ModelDeployment, old: ModelDeploymentStatus, new: ModelDeploymentStatus, now: datetime
+) -> ModelDeploymentStatus:
+    """`new` with the write-back the transition from `old` decides (if any) queued, due at once. A
+    verdict on a version replaces one on the same version still queued: only the latest is true."""
+    plan = plan_write_back(md, old, new, now)
+    if plan is None:
+        return new
+    entry = PendingWriteBack(
+        name=plan.name,
+        version=plan.version,
+        outcome=plan.outcome,
+        alias=plan.alias,
+        tags=plan.tags,
+        decided_at=now,
+    )
+    kept = [p for p in new.pending_write_backs if (p.name, p.version) != (plan.name, plan.version)]
+    return new.model_copy(update={"pending_write_backs": [*kept, entry][-MAX_PENDING:]})
+
+
+def plan_of(pending: PendingWriteBack) -> WriteBackPlan:
+    return WriteBackPlan(
+        name=pending.name,
+        version=pending.version,
+        outcome=pending.outcome,
+        alias=pending.alias,
+        tags=pending.tags,
+    )
+
+
+def is_due(pending: PendingWriteBack, now: datetime) -> bool:
+    return pending.next_attempt_time is None or pending.next_attempt_time <= now
+
+
+def failed_attempt(pending: PendingWriteBack, error: str, now: datetime) -> PendingWriteBack:
+    """`pending` after a try the registry did not accept: tried again after the backoff."""
+    attempts = pending.attempts + 1
+    return pending.model_copy(
+        update={
+            "attempts": attempts,
+            "next_attempt_time": now + timedelta(seconds=next_poll_delay(attempts)),
+            "last_error": error[:4096],
+        }
+    )
+
+
+def seconds_until_due(status: ModelDeploymentStatus, now: datetime) -> float | None:
+    """When the next queued write-back is due (0 when one is due now); None when none is queued."""
+    waits = [
+        0.0 if p.next_attempt_time is None else max((p.next_attempt_time - now).total_seconds(), 0.0)
+        for p in status.pending_write_backs
+    ]
+    return min(waits, default=None)

@@ -1,4 +1,4 @@
-"""Argo CD resource actions for ModelDeployment, run in a real Lua 5.1 runtime.
+"""Argo CD resource actions for ModelDeployment, run by Argo CD's own code (tests/support/argocd.py).
 
 The contract (docs/gitops.md), modelled on Argo Rollouts' own actions: pause/resume toggle
 `spec.paused`; every other request goes through `status` (Argo CD patches the status subresource),
@@ -11,7 +11,8 @@ import copy
 from typing import Any
 
 import pytest
-from support.argocd import actions_config, apply_action, discover_actions
+import yaml
+from support.argocd import ARGOCD_CM, apply_action, discover_actions, run_action
 
 ACTIONS = {"pause", "resume", "abort", "retry", "promote", "promote-full"}
 SPEC = {"model": {"uri": "models:/iris/4"}, "strategy": {"canary": {"steps": [{"setWeight": 20}]}}}
@@ -48,7 +49,10 @@ def act(action: str, before: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
 
 
 def test_definitions_and_discovery_name_the_same_actions() -> None:
-    assert {d.name for d in actions_config().definitions} == ACTIONS
+    actions = yaml.safe_load(ARGOCD_CM.read_text())["data"][
+        "resource.customizations.actions.modelramp.dev_ModelDeployment"
+    ]
+    assert {d["name"] for d in yaml.safe_load(actions)["definitions"]} == ACTIONS
     assert set(discover_actions(model_deployment("Progressing"))) == ACTIONS
 
 
@@ -133,3 +137,20 @@ def test_no_action_touches_metadata_or_the_git_owned_spec(action: str) -> None:
     _, changed = act(action, before)
     assert changed
     assert all(path.startswith("/status/") or path == "/spec/paused" for path in changed), changed
+
+
+@pytest.mark.parametrize("action", sorted(ACTIONS))
+def test_the_api_server_sends_status_changes_to_the_status_subresource_only(action: str) -> None:
+    """Argo CD splits an action's merge patch: `status` goes to /status (the operator's), the rest
+    to the object. Only pause and resume may leave anything for the object itself."""
+    before = model_deployment("Paused", pauseConditions=STEP_PAUSE, currentStepIndex=1, paused=False)
+    if action == "resume":
+        before["spec"]["paused"] = True
+    resource = run_action(action, before)
+    assert resource.patch is not None
+    if action in ("pause", "resume"):
+        assert resource.status_patch is None
+        assert resource.spec_patch == {"spec": {"paused": action == "pause"}}
+    else:
+        assert resource.spec_patch is None
+        assert resource.status_patch is not None and set(resource.status_patch) == {"status"}

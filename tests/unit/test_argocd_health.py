@@ -1,4 +1,4 @@
-"""The Argo CD health check for ModelDeployment, run in a real Lua 5.1 runtime.
+"""The Argo CD health check for ModelDeployment, computed by Argo CD's own code (tests/support/argocd.py).
 
 Cases live in tests/unit/data/argocd-health/*.yaml so statuses captured from real rollouts can be
 added as data. Every phase of the status contract in docs/architecture.md must map to a health.

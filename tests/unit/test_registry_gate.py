@@ -81,11 +81,18 @@ def test_without_any_tracking_server_the_rollout_is_degraded_and_retried_at_the_
     assert [(e.type, e.reason) for e in out.events] == [("Warning", "NoTrackingServer")]
     assert out.requeue_after == 30
 
-    # Woken again before the retry is due: the written status stands, nothing new is decided.
+    # Woken again before the retry is due, the status written: it stands, the registry isn't
+    # asked and nothing is announced again.
     clock.now += 10
-    held = blocked(registry.admit(KEY, deployment("models:/fraud@champion"), NOW))
-    assert held.status == ModelDeploymentStatus() and held.events == []
+    written = deployment("models:/fraud@champion").model_copy(update={"status": out.status})
+    held = blocked(registry.admit(KEY, written, NOW))
+    assert held.status == out.status and held.events == []
     assert held.requeue_after == 20
+    # ... and if that write was lost (a conflict), the next reconcile writes it, without waiting
+    # for the retry: an apply's outcome shows at once.
+    lost = blocked(registry.admit(KEY, deployment("models:/fraud@champion"), NOW))
+    assert lost.status == out.status
+    assert [e.reason for e in lost.events] == ["NoTrackingServer"]
     # A new generation of the spec is looked at at once.
     again = blocked(registry.admit(KEY, deployment("models:/fraud@champion", generation=2), NOW))
     assert [e.reason for e in again.events] == ["NoTrackingServer"]
@@ -99,7 +106,10 @@ def test_a_missing_secret_names_the_secret() -> None:
     out = blocked(gate(mlflow_tracking_uri="http://default:5000").admit(KEY, md, NOW))
 
     assert out.status.phase == "Degraded"
-    assert out.status.message == "spec.model.registry.secretRef: Secret 'creds' not found"
+    assert out.status.message == (
+        "spec.model.registry.secretRef: Secret 'creds' not found in namespace risk: create it with "
+        "MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or fix the name"
+    )
     assert [e.reason for e in out.events] == ["RegistryAuthFailed"]
 
 
@@ -114,3 +124,21 @@ def test_half_of_the_operators_credentials_is_an_auth_error_that_shows_no_value(
     assert out.status.phase == "Degraded"
     assert "MLFLOW_TRACKING_PASSWORD" in (out.status.message or "")
     assert "admin-user-name" not in (out.status.message or "")
+
+
+def test_a_new_uri_on_a_configured_server_says_what_it_waits_for_before_asking() -> None:
+    # No server listens there: had the gate asked, it would answer RegistryUnavailable.
+    md = deployment("models:/fraud@champion", registry={"trackingUri": "http://127.0.0.1:9"})
+    out = blocked(gate().admit(KEY, md, NOW))
+
+    assert out.status.phase == "Progressing" and out.requeue_after == 0 and out.events == []
+    assert out.status.message == (
+        "resolving models:/fraud@champion on the MLflow registry http://127.0.0.1:9 "
+        "(spec.model.registry.trackingUri)"
+    )
+    progressing = next(c for c in out.status.conditions if c.type == "Progressing")
+    assert (progressing.status, progressing.reason, progressing.observed_generation) == (
+        "True",
+        "ResolvingModel",
+        1,
+    )

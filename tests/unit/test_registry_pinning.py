@@ -60,7 +60,10 @@ def test_a_blocked_resolution_waits_or_degrades_with_the_reason() -> None:
         healthy, RegistryUnavailable("MLflow registry http://m: connection refused"), 3, NOW
     )
     assert waiting.phase == "Progressing"
-    assert waiting.message == "waiting for the model registry: MLflow registry http://m: connection refused"
+    assert waiting.message == (
+        "waiting for the model registry (retrying; check spec.model.registry.trackingUri if it "
+        "persists): MLflow registry http://m: connection refused"
+    )
     progressing = next(c for c in waiting.conditions if c.type == "Progressing")
     assert (progressing.status, progressing.reason, progressing.observed_generation) == (
         "True",

@@ -1,4 +1,5 @@
-"""What a rollout's outcome writes back to the registry (pure): promote, rollback, nothing else."""
+"""What a rollout's outcome writes back to the registry (pure): promote, rollback, nothing else; and
+the queue in status that keeps a write-back until the registry accepts it."""
 
 from __future__ import annotations
 
@@ -6,9 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from modelramp.operator.api import ModelDeployment
+from modelramp.operator.api import ModelDeployment, to_wire
 from modelramp.operator.api.status import AnalysisRunStatus, Measurement, ModelDeploymentStatus, ResolvedModel
 from modelramp.operator.registry import WriteBackPlan, plan_write_back
+from modelramp.operator.registry.writeback import (
+    failed_attempt,
+    is_due,
+    plan_of,
+    queue_write_back,
+    seconds_until_due,
+)
 
 NOW = datetime(2026, 5, 9, 12, 0, tzinfo=UTC)
 URI = "models:/fraud@champion"
@@ -136,3 +144,58 @@ def test_nothing_is_written_otherwise(
     md: ModelDeployment, old: ModelDeploymentStatus, new: ModelDeploymentStatus
 ) -> None:
     assert plan_write_back(md, old, new, NOW) is None
+
+
+# --- the queue in status.pendingWriteBacks ----------------------------------------------------------
+
+PROMOTING = ROLLING.model_copy(update={"phase": "Promoting", "stable_model": V7})
+PROMOTED = ModelDeploymentStatus(phase="Healthy", stable_model=V7)
+
+
+def test_a_verdict_is_queued_with_the_transition_due_at_once() -> None:
+    queued = queue_write_back(WRITE_BACK, PROMOTING, PROMOTED, NOW)
+    (pending,) = queued.pending_write_backs
+    plan = plan_write_back(WRITE_BACK, PROMOTING, PROMOTED, NOW)
+    assert plan is not None and plan_of(pending) == plan
+    assert (pending.attempts, pending.next_attempt_time, pending.decided_at) == (0, None, NOW)
+    assert is_due(pending, NOW) and seconds_until_due(queued, NOW) == 0.0
+    # The rest of the status is the engine's, untouched.
+    assert queued.model_copy(update={"pending_write_backs": []}) == PROMOTED
+
+
+def test_no_verdict_queues_nothing() -> None:
+    paused = ROLLING.model_copy(update={"phase": "Paused"})
+    assert queue_write_back(WRITE_BACK, ROLLING, paused, NOW) is paused
+    assert seconds_until_due(paused, NOW) is None
+
+
+def test_a_later_verdict_on_the_same_version_replaces_the_queued_one() -> None:
+    promoted = queue_write_back(WRITE_BACK, PROMOTING, PROMOTED, NOW)
+    rolling_again = ROLLING.model_copy(update={"pending_write_backs": promoted.pending_write_backs})
+    rolled_back = failed_run(measurement("Failed", 0.2, 1)).model_copy(
+        update={"pending_write_backs": promoted.pending_write_backs}
+    )
+    (pending,) = queue_write_back(WRITE_BACK, rolling_again, rolled_back, NOW).pending_write_backs
+    assert (pending.version, pending.outcome) == ("7", "rolled-back")
+
+
+def test_failed_tries_back_off_and_keep_the_error() -> None:
+    (pending,) = queue_write_back(WRITE_BACK, PROMOTING, PROMOTED, NOW).pending_write_backs
+    delays = []
+    for attempt in range(1, 8):
+        pending = failed_attempt(pending, f"down ({attempt})", NOW)
+        assert pending.next_attempt_time is not None
+        delays.append((pending.next_attempt_time - NOW).total_seconds())
+        assert not is_due(pending, NOW) and is_due(pending, pending.next_attempt_time)
+    assert delays == [5, 10, 20, 40, 80, 160, 300]
+    assert (pending.attempts, pending.last_error) == (7, "down (7)")
+    status = PROMOTED.model_copy(update={"pending_write_backs": [pending]})
+    assert seconds_until_due(status, NOW) == 300
+    assert seconds_until_due(status, NOW + timedelta(seconds=400)) == 0
+
+
+def test_the_queue_survives_the_api_round_trip() -> None:
+    queued = queue_write_back(WRITE_BACK, PROMOTING, PROMOTED, NOW)
+    (pending,) = queued.pending_write_backs
+    retried = queued.model_copy(update={"pending_write_backs": [failed_attempt(pending, "503", NOW)]})
+    assert ModelDeploymentStatus.model_validate(to_wire(retried)) == retried
