@@ -1,7 +1,7 @@
 """End to end with real models: the operator decides from what real PyTorch model servers did.
 
 kwok pods run no containers, so the models run beside the cluster: one `modelramp serve` process
-per track and ModelDeployment, loading real TorchScript models (tests/support/models.py), scraped
+per track and ModelDeployment, loading real TorchScript models (modelramp.serving.examples), scraped
 by a real Prometheus with the labels the pods would carry (namespace, modeldeployment, track). A
 load generator stands in for the gateway's data plane: it splits requests by the canary weight the
 operator published in status (tests/support/traffic.py). The verdicts come from the operator's
