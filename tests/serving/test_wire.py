@@ -6,12 +6,14 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from conftest import RunningServer, expected
+import tritonclient.http as triton
+from conftest import RunningServer, expected, torchscript_config
 from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor, triton_to_np_dtype
 
 from modelramp.serving.binary import decode_tensor, encode_tensor
@@ -159,3 +161,17 @@ def test_trailing_slashes_are_answered_not_redirected(mlp_server: RunningServer)
     assert response.status_code == 200, response.text
     assert mlp_server.client.get("/v2/health/ready/").json() == {"ready": True}
     assert mlp_server.client.get("/v2/models/mlp/").json()["name"] == "mlp"
+
+
+def test_nan_travels_both_ways_with_allow_nan(torchscript_mlp: Path, mlp: torch.nn.Module) -> None:
+    rows = np.array([[np.nan, 1.0, 2.0, 3.0], [0.5, -1.0, 2.0, 0.25]], dtype=np.float32)
+    with RunningServer(torchscript_config(torchscript_mlp, allow_nan=True)) as server:
+        host = server.url.removeprefix("http://")
+        with triton.InferenceServerClient(host) as client:
+            for binary in (True, False):  # JSON: tritonclient writes Python's NaN literal
+                tensor = triton.InferInput("input-0", list(rows.shape), "FP32")
+                tensor.set_data_from_numpy(rows, binary_data=binary)
+                outputs = [triton.InferRequestedOutput("output-0", binary_data=True)]
+                output = client.infer("mlp", [tensor], outputs=outputs).as_numpy("output-0")
+                assert np.isnan(output[0]).all(), binary  # NaN in, NaN out: binary carries it
+                np.testing.assert_allclose(output[1], expected(mlp, rows[1:])[0], rtol=1e-5, atol=1e-6)
