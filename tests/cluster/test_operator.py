@@ -229,7 +229,8 @@ def test_progress_deadline_rolls_back_with_condition_and_warning(
     assert status["stableRevision"] == first["stableRevision"]
     degraded = {c["type"]: c for c in status["conditions"]}["Degraded"]
     assert degraded["status"] == "True" and "deadline" in degraded["message"].lower()
-    assert reasons(mds, type_="Warning"), "no Warning event for the rollback"
+    # Events are posted right after the status write that announces them.
+    wait_for("a Warning event for the rollback", lambda: reasons(mds, type_="Warning"))
 
 
 def test_deleting_the_model_deployment_removes_owned_objects(
