@@ -3,26 +3,39 @@
 #   docker build --target operator -t modelramp-operator .
 #   docker build --target serving  -t modelramp-serving  .
 # Both install exactly what the tests install: `uv sync --frozen` from uv.lock (as hack/venv.sh
-# does), without the dev group. Python is uv's relocatable build, so the same /opt tree runs on the
-# slim Debian base and on the CUDA (Ubuntu) base. Tags are pinned; pin digests when releasing.
+# does), without the dev group. Tags are pinned; pin digests when releasing.
+#
+# Python: by default uv's relocatable CPython 3.11.7 (UV_PYTHON_PREFERENCE=only-managed), which
+# `uv python install` downloads from python-build-standalone's GitHub releases, so the same /opt
+# tree runs on the slim Debian base and on the CUDA (Ubuntu) base. Where only package registries
+# can be reached, build with UV_PYTHON_PREFERENCE=only-system UV_PYTHON=python3.11: the base
+# image's own Python, which CUDA_IMAGE must then carry at the same path (hack/images.sh passes one
+# Debian base built by debootstrap as both PYTHON_IMAGE and CUDA_IMAGE).
 
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 ARG CUDA_IMAGE=nvidia/cuda:13.0.1-runtime-ubuntu24.04
 ARG UV_VERSION=0.13.8
+ARG UV_PYTHON=3.11.7
+ARG UV_PYTHON_PREFERENCE=only-managed
 
 # ---- build: the locked environment, built once ---------------------------------------------
 FROM ${PYTHON_IMAGE} AS build
 ARG UV_VERSION
+# uv reads both from the environment, in `uv python install` and `uv sync` alike.
+ARG UV_PYTHON
+ARG UV_PYTHON_PREFERENCE
+# PIP_BREAK_SYSTEM_PACKAGES: a Debian base's pip refuses to install uv outside a venv otherwise.
 ENV UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1 UV_PYTHON_INSTALL_DIR=/opt/python \
-    UV_PROJECT_ENVIRONMENT=/opt/modelramp
-RUN pip install --no-cache-dir "uv==${UV_VERSION}" && uv python install 3.11.7
+    UV_PROJECT_ENVIRONMENT=/opt/modelramp PIP_BREAK_SYSTEM_PACKAGES=1
+RUN pip install --no-cache-dir "uv==${UV_VERSION}" && mkdir -p /opt/python \
+    && if [ "$UV_PYTHON_PREFERENCE" != only-system ]; then uv python install "$UV_PYTHON"; fi
 WORKDIR /src
 COPY pyproject.toml uv.lock ./
-RUN uv sync --frozen --no-dev --no-install-project --managed-python --python 3.11.7
+RUN uv sync --frozen --no-dev --no-install-project
 COPY src/ src/
 COPY operator/ operator/
 COPY serving/ serving/
-RUN uv sync --frozen --no-dev --no-editable --managed-python --python 3.11.7
+RUN uv sync --frozen --no-dev --no-editable
 
 # ---- operator: slim Python, non-root --------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS operator

@@ -11,10 +11,20 @@
 # neither rebuilt nor reloaded, so an unchanged tree builds nothing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# Bridges, iptables, containerd and the kubelet need root: a CI runner's user has passwordless sudo.
+if [ "$(id -u)" -ne 0 ]; then
+  if sudo -n true 2>/dev/null; then exec sudo -n MODELRAMP_CACHE="${MODELRAMP_CACHE:-$HOME/.cache/modelramp}" "$0" "$@"; fi
+  echo "$(basename "$0"): needs root (or passwordless sudo)" >&2
+  exit 1
+fi
 cache="${MODELRAMP_CACHE:-$HOME/.cache/modelramp}"
 sock=${1:?usage: hack/images.sh CONTAINERD_SOCK IMAGE...}
 shift
 keys="$cache/node/images"
+# buildah stages each exported image (7 GB for ours) under TMPDIR: one folder per run, always removed.
+TMPDIR=$(mktemp -d "$cache/images-tmp.XXXXXX")
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
 suite=bookworm
 mirror=${MODELRAMP_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 buildah_() { buildah --root "$cache/containers/storage" --runroot "$cache/containers/run" "$@"; }
@@ -43,7 +53,7 @@ print(digest.hexdigest()[:16])')
 key() {
   case "$1" in
     pause) files_hash hack/pause hack/images.sh ;;
-    base) echo "$suite $mirror $(sed -n '/^build_base()/,/^}/p' "$0")" | sha256sum | cut -c1-16 ;;
+    base) echo "$suite $mirror $(sed -n '/^build_base()/,/^}/p' "$root/hack/images.sh")" | sha256sum | cut -c1-16 ;;
     operator | serving) echo "$(key base) $(files_hash Dockerfile pyproject.toml uv.lock src operator serving)" |
       sha256sum | cut -c1-16 ;;
   esac
@@ -107,8 +117,12 @@ for image in "$@"; do
     base) build_base ;;
     operator | serving) build_target "$image" ;;
   esac
-  archive=$(mktemp "$cache/image.XXXXXX.tar")
+  archive="$TMPDIR/$image.tar"
   buildah_ push --quiet --disable-compression "${ref[$image]}" "oci-archive:$archive:${ref[$image]}"
+  # The Python environment makes each image about 7 GB: once exported, buildah's copy and its
+  # build-stage layers go, so the disk holds one copy besides containerd's (the key file, not
+  # buildah's cache, is what skips an unchanged build).
+  case "$image" in operator | serving) buildah_ rmi "${ref[$image]}" >/dev/null && buildah_ rmi --prune >/dev/null ;; esac
   ctr_ images import "$archive" >/dev/null
   rm -f "$archive"
   mkdir -p "$keys"

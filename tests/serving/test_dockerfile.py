@@ -103,3 +103,18 @@ def test_no_secrets_or_sudo(instructions: list[dict[str, Any]]) -> None:
         assert "sudo " not in instruction["value"]
         if instruction["instruction"] in ("ENV", "ARG"):
             assert not re.search(r"(PASSWORD|SECRET|TOKEN)\s*=", instruction["value"], re.IGNORECASE)
+
+
+def test_local_image_build_passes_only_arguments_the_dockerfile_declares(
+    instructions: list[dict[str, Any]],
+) -> None:
+    """hack/images.sh builds this Dockerfile unchanged; a build-arg it does not declare would be
+    ignored silently, and the local images would quietly differ from what was meant."""
+    declared = {i["value"].split("=", 1)[0] for i in instructions if i["instruction"] == "ARG"}
+    script = (DOCKERFILE.parent / "hack" / "images.sh").read_text()
+    passed = set(re.findall(r"--build-arg (\w+)=", script))
+    assert passed >= {"PYTHON_IMAGE", "CUDA_IMAGE", "UV_PYTHON_PREFERENCE", "UV_PYTHON"}
+    assert passed <= declared, f"not ARGs of the Dockerfile: {sorted(passed - declared)}"
+    # Each build stage sees a global ARG only when it declares it again.
+    build = _stages(instructions)["build"]
+    assert {"UV_PYTHON", "UV_PYTHON_PREFERENCE"} <= {i["value"] for i in build if i["instruction"] == "ARG"}

@@ -57,11 +57,15 @@ class PrometheusServer:
     targets: Sequence[Target]
     scrape_interval: str = "1s"
     port: int = field(default_factory=free_port)
+    # Where it listens: loopback, or the real node's bridge address for pods to query it.
+    host: str = "127.0.0.1"
+    # More scrape jobs, as Prometheus's config spells them (e.g. Kubernetes pod discovery).
+    scrape_configs: Sequence[dict[str, Any]] = ()
     _process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self, ready_timeout: float = 30.0) -> None:
         binary = prometheus_binary()
@@ -76,7 +80,7 @@ class PrometheusServer:
                 str(binary),
                 f"--config.file={config}",
                 f"--storage.tsdb.path={self.workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--web.listen-address={self.host}:{self.port}",
                 "--storage.tsdb.retention.time=1h",
             ],
             stdout=log,
@@ -123,7 +127,8 @@ class PrometheusServer:
                         {"targets": [target.address], "labels": dict(target.labels)}
                         for target in self.targets
                     ],
-                }
+                },
+                *self.scrape_configs,
             ],
         }
 

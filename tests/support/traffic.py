@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import numpy as np
@@ -22,6 +23,16 @@ import numpy as np
 from modelramp.serving.examples import FEATURES
 
 TRACKS = ("stable", "canary")
+
+
+def infer_body(rng: np.random.Generator) -> dict[str, Any]:
+    """One OIP v2 request of one row of standard-normal features (the example scorers' input)."""
+    rows = rng.standard_normal((1, FEATURES)).astype(np.float32)
+    return {
+        "inputs": [
+            {"name": "input-0", "shape": [1, FEATURES], "datatype": "FP32", "data": rows.ravel().tolist()}
+        ]
+    }
 
 
 @dataclass
@@ -71,19 +82,10 @@ class WeightedTraffic:
                     self._stop.wait(0.2)
                     continue
                 started = time.monotonic()
-                rows = rng.standard_normal((1, FEATURES)).astype(np.float32)
-                body = {
-                    "inputs": [
-                        {
-                            "name": "input-0",
-                            "shape": [1, FEATURES],
-                            "datatype": "FP32",
-                            "data": rows.ravel().tolist(),
-                        }
-                    ]
-                }
                 try:
-                    code = client.post(f"{url}/v2/models/{self.model_name}/infer", json=body).status_code
+                    code = client.post(
+                        f"{url}/v2/models/{self.model_name}/infer", json=infer_body(rng)
+                    ).status_code
                 except httpx.HTTPError:
                     code = 0
                 with self._lock:
@@ -92,3 +94,54 @@ class WeightedTraffic:
                 pause = 100 / (self.rate * share) - (time.monotonic() - started)
                 if pause > 0:
                     self._stop.wait(pause)
+
+
+@dataclass
+class ServiceTraffic:
+    """Sends OIP v2 requests at `rate` per second to one URL (a Service in front of both tracks)
+    and records, per published weight at the time, which revision answered (`model_version`)."""
+
+    url: str
+    model_name: str
+    weight: Callable[[], int]
+    rate: float = 20.0
+    max_seconds: float = 900.0
+    # (published canary weight, answering revision or "" for an error, HTTP status) -> count
+    answers: Counter[tuple[int, str, int]] = field(default_factory=Counter)
+    _weight: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> None:
+        self._threads = [threading.Thread(target=self._read_weight, daemon=True)]
+        self._threads.append(threading.Thread(target=self._send, daemon=True))
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+
+    def _read_weight(self) -> None:
+        while not self._stop.is_set():
+            self._weight = self.weight()
+            self._stop.wait(0.5)
+
+    def _send(self) -> None:
+        rng = np.random.default_rng(13)
+        deadline = time.monotonic() + self.max_seconds
+        # A new connection per request, as kube-proxy picks the endpoint per connection.
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            started, weight = time.monotonic(), self._weight
+            try:
+                response = httpx.post(
+                    f"{self.url}/v2/models/{self.model_name}/infer", json=infer_body(rng), timeout=10
+                )
+                version = response.json().get("model_version", "") if response.status_code == 200 else ""
+                self.answers[weight, version, response.status_code] += 1
+            except (httpx.HTTPError, ValueError):
+                self.answers[weight, "", 0] += 1
+            pause = 1 / self.rate - (time.monotonic() - started)
+            if pause > 0:
+                self._stop.wait(pause)
