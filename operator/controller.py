@@ -208,9 +208,10 @@ class Controller:
             # Someone changed the route or the ModelDeployment meanwhile: decide again on what is there.
             return Outcome("conflict", CONFLICT_RETRY_SECONDS)
         except NamespaceTerminating:
-            # Its namespace is being deleted, and it with it: nothing more to do (and kopf lets go
-            # of it only once this loop has ended).
-            return Outcome("gone", None)
+            # Its namespace is being deleted (maybe before that namespace's event got here): stop
+            # rolling out and let it go as soon as it is deleted.
+            self._terminating.add(key.namespace)
+            return Outcome("unchanged", 0.0)
         if wrote:
             self._post_events(body, write_back_events + out.events)
             for measurement in measurements:

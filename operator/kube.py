@@ -129,9 +129,9 @@ class Kube:
             response = self.api_client.call_api(*serialized)
             response.read()  # type: ignore[no-untyped-call]
         except ApiException as error:  # raised by the REST layer for transport-level refusals
-            raise _error(what, error.status or 0, error.body) from error
+            raise response_error(what, error.status or 0, error.body) from error
         if not 200 <= response.status <= 299:
-            raise _error(what, response.status, response.data)
+            raise response_error(what, response.status, response.data)
         data: Json = json.loads(response.data) if response.data else {}
         return data
 
@@ -244,7 +244,8 @@ class Kube:
         self._request("POST", resource_path("v1", "Event", meta["namespace"]), event)
 
 
-def _error(what: str, status: int, body: bytes | str | None) -> KubeError:
+def response_error(what: str, status: int, body: bytes | str | None) -> KubeError:
+    """The typed error for a refused request, from the API server's Status answer."""
     reason = body.decode(errors="replace") if isinstance(body, bytes) else (body or "")
     causes: list[Any] = []
     with contextlib.suppress(ValueError, AttributeError):
@@ -254,6 +255,9 @@ def _error(what: str, status: int, body: bytes | str | None) -> KubeError:
     kind: type[KubeError] = KubeError
     if status == 409:
         kind = Conflict
-    elif status == 403 and any(cause.get("reason") == "NamespaceTerminating" for cause in causes):
+    elif status == 403 and (
+        any(cause.get("reason") == "NamespaceTerminating" for cause in causes)
+        or "because it is being terminated" in reason
+    ):
         kind = NamespaceTerminating
     return kind(what, status, reason)

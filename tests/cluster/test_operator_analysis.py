@@ -72,4 +72,14 @@ def test_analysis_promotes_a_good_canary_and_rolls_back_a_bad_one(
     failed = [m for m in rolled_back["measurements"] if m["verdict"] == "Failed"]
     assert failed, rolled_back["measurements"]
     assert failed[0]["value"] > 0.05 and "modelramp_requests_total" in failed[0]["message"]
-    assert 'modelramp_analysis_measurements_total{metric="errors",verdict="Failed"}' in operator.metrics()
+    metrics = operator.metrics()
+    assert 'modelramp_analysis_measurements_total{metric="errors",verdict="Failed"}' in metrics
+    # The operator's own view of the same: one rollout promoted, one rolled back, and each
+    # ModelDeployment's latest error rate with its bound.
+    assert "modelramp_rollout_promotion_duration_seconds_count 1.0" in metrics
+    assert "modelramp_rollout_rollback_duration_seconds_count 1.0" in metrics
+    labels = f'{{metric="errors",name="bad",namespace="{mds.namespace}"}}'
+    assert f"modelramp_analysis_measurement_threshold{labels} 0.05" in metrics
+    value = f"modelramp_analysis_measurement_value{labels} "
+    (line,) = [row for row in metrics.splitlines() if row.startswith(value)]
+    assert float(line.removeprefix(value)) == failed[-1]["value"]

@@ -86,9 +86,8 @@ def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
     return next(c for c in status["conditions"] if c["type"] == type_)
 
 
-def test_alias_is_pinned_followed_to_a_new_version_and_the_promotion_written_back(
-    operator: OperatorProcess, mds: ModelDeployments, champion_v1: MlflowClient, server: MlflowServer
-) -> None:
+def credentials_secret(mds: ModelDeployments, server: MlflowServer) -> dict[str, Any]:
+    """A Secret with the admin's credentials; the spec.model.registry that names it."""
     core = kubernetes.client.CoreV1Api(mds.kube.api_client)
     secret = {"MLFLOW_TRACKING_USERNAME": ADMIN_USERNAME, "MLFLOW_TRACKING_PASSWORD": server.admin_password}
     core.create_namespaced_secret(
@@ -98,10 +97,14 @@ def test_alias_is_pinned_followed_to_a_new_version_and_the_promotion_written_bac
             data={key: base64.b64encode(value.encode()).decode() for key, value in secret.items()},
         ),
     )
-    registry = {
-        "trackingUri": server.url,
-        "secretRef": {"name": "mlflow-credentials"},
-        "writeBack": {"alias": "production", "tags": {"team": "risk"}},
+    return {"trackingUri": server.url, "secretRef": {"name": "mlflow-credentials"}}
+
+
+def test_alias_is_pinned_followed_to_a_new_version_and_the_promotion_written_back(
+    operator: OperatorProcess, mds: ModelDeployments, champion_v1: MlflowClient, server: MlflowServer
+) -> None:
+    registry = credentials_secret(mds, server) | {
+        "writeBack": {"alias": "production", "tags": {"team": "risk"}}
     }
     mds.apply(registry_md(CHAMPION, PAUSED_CANARY, followAlias=True, registry=registry))
 
@@ -195,4 +198,53 @@ def test_a_registry_that_is_down_holds_a_new_uri_until_it_is_back(
     )
     assert model_of(back, "stable")["uri"] == f"models:/{MODEL}@challenger"
     assert container_env(mds, "web-stable")["MODELRAMP_MODEL_URI"] == PINNED["2"]
+    assert server.admin_password not in operator.log_path.read_text(), "a credential reached the log"
+
+
+@pytest.mark.timeout(700)  # the retries back off to minutes while the server is down and restarts
+def test_a_promotion_while_the_registry_is_down_is_written_back_once_it_is_back(
+    operator: OperatorProcess, mds: ModelDeployments, champion_v1: MlflowClient, server: MlflowServer
+) -> None:
+    """Fault: the registry is down when the rollout is promoted. Invariant: the verdict is kept in
+    status (pendingWriteBacks, with the error and the tries) until the registry takes it, then
+    written exactly as an undisturbed promotion writes it."""
+    if "production" in champion_v1.get_registered_model(MODEL).aliases:
+        champion_v1.delete_registered_model_alias(MODEL, "production")
+    registry = credentials_secret(mds, server) | {"writeBack": {"alias": "production"}}
+    body = registry_md(PINNED["1"], PAUSED_CANARY, registry=registry)
+    mds.apply(body)
+    mds.wait_status("web", "Healthy on version 1", lambda s: s.get("phase") == "Healthy", 90)
+    body["spec"]["model"]["uri"] = PINNED["2"]
+    mds.apply(body)
+    mds.wait_status("web", "the canary of version 2 paused", lambda s: s.get("phase") == "Paused", 60)
+
+    server.stop()
+    try:
+        mds.cli("promote", "web")
+        pending = mds.wait_status(
+            "web",
+            "promoted, the write-back pending after a failed try",
+            lambda s: (
+                s.get("phase") == "Healthy"
+                and any(p.get("attempts", 0) >= 1 for p in s.get("pendingWriteBacks", []))
+            ),
+            90,
+        )
+        (queued,) = pending["pendingWriteBacks"]
+        assert (queued["name"], queued["version"], queued["outcome"], queued["alias"]) == (
+            MODEL,
+            "2",
+            "promoted",
+            "production",
+        )
+        assert server.url in queued["lastError"] and "nextAttemptTime" in queued
+        assert "RegistryWriteBackFailed" in reasons(mds, type_="Warning")
+    finally:
+        server.start()
+
+    done = mds.wait_status("web", "the write-back delivered", lambda s: not s.get("pendingWriteBacks"), 360)
+    assert model_of(done, "stable")["resolvedUri"] == PINNED["2"]
+    assert champion_v1.get_model_version_by_alias(MODEL, "production").version == "2"
+    assert champion_v1.get_model_version(MODEL, "2").tags["modelramp.dev/rollout"] == "promoted"
+    wait_for("the delivery event", lambda: "RegistryWriteBack" in reasons(mds, type_="Normal"))
     assert server.admin_password not in operator.log_path.read_text(), "a credential reached the log"

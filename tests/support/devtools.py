@@ -1,4 +1,4 @@
-"""Paths of the command-line tools the packaging tests run: helm, actionlint and kubectl.
+"""Paths of the command-line tools the tests run: helm, actionlint, argocd-lua and kubectl.
 
 Each comes from its version-keyed build cache (hack/install-tools.sh, hack/build-k8s.sh), never
 from whatever the machine has on PATH, so every run checks against the same versions. A missing
@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def built_tool(name: str) -> Path:
-    """helm or actionlint, as built by `make tools`."""
+    """helm, actionlint or argocd-lua, as built by `make tools`."""
     result = subprocess.run(
         [str(REPO / "hack" / "install-tools.sh"), "--check", name],
         check=False,

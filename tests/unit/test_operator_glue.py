@@ -3,6 +3,7 @@ and the `modelramp status` tree."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +14,13 @@ from modelramp.operator.cache import Key, ObjectCache, owner_of
 from modelramp.operator.config import ConfigError, load
 from modelramp.operator.control_cli import render_status
 from modelramp.operator.controller import manifest_hash, observe_deployment
-from modelramp.operator.kube import merge_patch, resource_path
+from modelramp.operator.kube import (
+    KubeError,
+    NamespaceTerminating,
+    merge_patch,
+    resource_path,
+    response_error,
+)
 
 
 def _apply_merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -244,3 +251,22 @@ def test_status_shows_one_line_per_metric_and_queries_only_when_verbose() -> Non
     assert "fisher-exact p=1 (alpha 0.00017, spent 0.00083); 250/750 canary/stable samples" in line
     assert query not in short
     assert query in verbose
+
+
+def test_a_write_refused_because_the_namespace_is_terminating_is_told_apart() -> None:
+    # The Status the API server answers a create in a namespace being deleted with.
+    body = json.dumps(
+        {
+            "kind": "Status",
+            "status": "Failure",
+            "message": 'events "web.1" is forbidden: unable to create new content in namespace t-1 '
+            "because it is being terminated",
+            "reason": "Forbidden",
+            "details": {"name": "web.1", "kind": "events", "causes": [{"reason": "NamespaceTerminating"}]},
+            "code": 403,
+        }
+    ).encode()
+    error = response_error("POST /api/v1/namespaces/t-1/events", 403, body)
+    assert isinstance(error, NamespaceTerminating) and "being terminated" in str(error)
+    forbidden = json.dumps({"kind": "Status", "message": "RBAC says no", "code": 403}).encode()
+    assert type(response_error("POST /x", 403, forbidden)) is KubeError
