@@ -49,9 +49,10 @@ def test_latency_p95_relative_to_stable(prometheus: PrometheusServer, scenario: 
 
 
 def test_latency_p95_absolute(prometheus: PrometheusServer) -> None:
-    # p95 of the good canary is ~0.06 s, of the slow one 0.12 * exp(0.25 * 1.645) = 0.18 s.
-    assert measure(prometheus, "good", builtin="latency-p95", threshold=0.15)[0] == "Successful"
-    assert measure(prometheus, "slow", builtin="latency-p95", threshold=0.15)[0] == "Failed"
+    # p95 of the good canary is ~0.06 s, of the slow one 0.12 * exp(0.25 * 1.645) = 0.18 s: both in
+    # prometheus_client's default buckets (.., 0.05, 0.075, 0.1, 0.25, ..), whose edges bound them.
+    assert measure(prometheus, "good", builtin="latency-p95", threshold=0.1)[0] == "Successful"
+    assert measure(prometheus, "slow", builtin="latency-p95", threshold=0.1)[0] == "Failed"
 
 
 @pytest.mark.parametrize(("scenario", "verdict"), [("good", "Successful"), ("drifted", "Failed")])
