@@ -41,7 +41,10 @@ RUN uv sync --frozen --no-dev --no-editable
 FROM ${PYTHON_IMAGE} AS operator
 COPY --from=build /opt/python /opt/python
 COPY --from=build /opt/modelramp /opt/modelramp
-ENV PATH=/opt/modelramp/bin:$PATH PYTHONSAFEPATH=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# uid 65532 has no passwd entry: getpass.getuser() (kopf's peering identity, among others) reads
+# LOGNAME first and would raise without it.
+ENV PATH=/opt/modelramp/bin:$PATH PYTHONSAFEPATH=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    LOGNAME=modelramp
 USER 65532:65532
 ENTRYPOINT ["modelramp", "operator"]
 
@@ -53,7 +56,7 @@ COPY --from=build /opt/python /opt/python
 COPY --from=build /opt/modelramp /opt/modelramp
 # With readOnlyRootFilesystem, mount an emptyDir at /tmp: model downloads and caches go there.
 ENV PATH=/opt/modelramp/bin:$PATH \
-    PYTHONSAFEPATH=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    PYTHONSAFEPATH=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 LOGNAME=modelramp \
     TMPDIR=/tmp HOME=/tmp MPLCONFIGDIR=/tmp \
     MODELRAMP_HOST=0.0.0.0 MODELRAMP_PORT=8080
 USER 65532:65532

@@ -118,3 +118,10 @@ def test_local_image_build_passes_only_arguments_the_dockerfile_declares(
     # Each build stage sees a global ARG only when it declares it again.
     build = _stages(instructions)["build"]
     assert {"UV_PYTHON", "UV_PYTHON_PREFERENCE"} <= {i["value"] for i in build if i["instruction"] == "ARG"}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_final_stages_name_their_passwd_less_user(instructions: list[dict[str, Any]], target: str) -> None:
+    """USER 65532 has no /etc/passwd entry; getpass.getuser() (kopf's identity) needs LOGNAME."""
+    envs = " ".join(i["value"] for i in _stages(instructions)[target] if i["instruction"] == "ENV")
+    assert re.search(r"\bLOGNAME=\w+", envs), f"stage {target} sets no LOGNAME"
