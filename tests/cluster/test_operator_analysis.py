@@ -66,7 +66,14 @@ def test_analysis_promotes_a_good_canary_and_rolls_back_a_bad_one(
     assert good_run["metrics"][0]["successful"] == 1
     assert good_run["metrics"][0]["test"]["decision"] == "WithinBound"
 
-    rolled_back = mds.wait_status("bad", "rolled back", lambda s: s.get("phase") == "RolledBack", timeout=60)
+    # Under replica ratio the published weight is what the pods give: it reaches 0 once the canary's
+    # pods are gone, a tick after the verdict.
+    rolled_back = mds.wait_status(
+        "bad",
+        "rolled back, all traffic on stable",
+        lambda s: s.get("phase") == "RolledBack" and s.get("canaryWeight") == 0,
+        timeout=60,
+    )
     assert rolled_back["stableRevision"] == first["bad"]["stableRevision"]
     assert rolled_back["canaryWeight"] == 0
     failed = [m for m in rolled_back["measurements"] if m["verdict"] == "Failed"]
