@@ -173,6 +173,16 @@ def render_status(
     lines += _steps(md)
     lines += _blue_green(md)
     lines += _analyses(status, verbose)
+    lines += _monitor(status)
+    if status.pending_write_backs:
+        lines.append("  Write-backs pending (retried until the registry accepts them):")
+        lines += _tree(
+            [
+                f"{w.outcome} {w.name}/{w.version}, {w.attempts} attempts, next {_time(w.next_attempt_time)}"
+                for w in status.pending_write_backs
+            ],
+            "    ",
+        )
     requests = [label for label, on in (("abort", status.abort), ("promoteFull", status.promote_full)) if on]
     if requests:
         lines.append(f"  Requests:  {', '.join(requests)}")
@@ -260,6 +270,24 @@ def _analyses(status: ModelDeploymentStatus, verbose: bool) -> list[str]:
                     if m.analysis == run.name and m.metric == result.name
                 ]
         lines += _tree(metrics, "       " if last else "    │  ")
+    return lines
+
+
+def _monitor(status: ModelDeploymentStatus) -> list[str]:
+    """spec.monitor: its verdict (drifted or not, the worst features) and its current run."""
+    run, drift = status.monitor, status.drift
+    if run is None and drift is None:
+        return []
+    if drift is None:
+        verdict = "not decided yet"
+    else:
+        worst = ", ".join(f"{f.name} (PSI {f.psi:.3g})" for f in drift.worst_features)
+        state = "DRIFTED" if drift.drifted else "within reference"
+        verdict = f"{state} at {_time(drift.decided_at)}" + (f"; worst: {worst}" if worst else "")
+    lines = [f"  Monitor:   {verdict}"]
+    if run is not None:
+        lines.append(f"    └─ {run.name} ({run.kind}) {run.phase}")
+        lines += _tree([_metric_line(result) for result in run.metrics], "       ")
     return lines
 
 

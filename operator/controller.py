@@ -58,6 +58,7 @@ from modelramp.operator.rollout.model import (
     ReconcileOutput,
     Track,
 )
+from modelramp.operator.rollout.monitor import monitor_metrics
 from modelramp.operator.rollout.objects import REVISION_LABEL, TRACK_LABEL, backends_of
 from modelramp.operator.rollout.runs import effective_metrics
 from modelramp.operator.routers.base import ObjectRef, RoutingRead, RoutingWrite
@@ -218,7 +219,9 @@ class Controller:
                 self.telemetry.count_measurement(measurement)
                 self.metrics.measured(key, measurement)
             self.metrics.transition(stored, status, now)
-        self.metrics.observe(key, status.phase, status.canary_weight)
+        self.metrics.observe(
+            key, status.phase, status.canary_weight, status.drift.drifted if status.drift else None
+        )
         waits = [wait for wait in (out.requeue_after, seconds_until_due(status, now)) if wait is not None]
         return Outcome("changed" if changed or wrote else "unchanged", min(waits, default=None))
 
@@ -279,6 +282,7 @@ class Controller:
                 canary_revision=md.status.canary_revision or "",
                 stable_revision=md.status.stable_revision or "",
                 analysis=run.name,
+                track="stable" if run.kind == "Monitor" else "canary",
             )
             pooled = {result.name: result.evidence for result in run.metrics}
             for metric in due_metrics(metrics, run.metrics, run.started_at, now):
@@ -430,6 +434,9 @@ def _running_analyses(
     spec: ModelDeploymentSpec, status: ModelDeploymentStatus
 ) -> list[tuple[AnalysisRunStatus, list[EffectiveMetric]]]:
     running = []
+    watching = status.monitor
+    if watching is not None and watching.phase == "Running" and watching.started_at is not None:
+        running.append((watching, monitor_metrics(spec)))
     for run in status.analysis_runs:
         analysis = analysis_in(spec, run.kind, run.step_index)
         if run.phase == "Running" and run.started_at is not None and analysis is not None:

@@ -65,6 +65,13 @@ class OperatorMetrics:
             buckets=ROLLOUT_BUCKETS,
             registry=registry,
         )
+        self.drifted = Gauge(
+            "modelramp_input_drifted",
+            "1 while spec.monitor's last decided run found stable's inputs drifted, 0 once shown within; "
+            "absent before a verdict (status.drift, the Drifted condition).",
+            ["namespace", "name"],
+            registry=registry,
+        )
         labels = ["namespace", "name", "metric"]
         self.measurement_value = Gauge(
             "modelramp_analysis_measurement_value",
@@ -83,9 +90,14 @@ class OperatorMetrics:
         for phase in PHASES:
             self.rollouts.labels(phase=phase).set(0)
 
-    def observe(self, key: Key, phase: str | None, canary_weight: int) -> None:
+    def observe(self, key: Key, phase: str | None, canary_weight: int, drifted: bool | None = None) -> None:
         """Records the status of one ModelDeployment after a reconcile."""
         self.canary_weight.labels(namespace=key.namespace, name=key.name).set(canary_weight)
+        if drifted is None:
+            with contextlib.suppress(KeyError):
+                self.drifted.remove(key.namespace, key.name)
+        else:
+            self.drifted.labels(namespace=key.namespace, name=key.name).set(1 if drifted else 0)
         if phase is None:
             self._phases.pop(key, None)
         else:
@@ -117,8 +129,9 @@ class OperatorMetrics:
     def forget(self, key: Key) -> None:
         """The ModelDeployment is gone."""
         self._phases.pop(key, None)
-        with contextlib.suppress(KeyError):
-            self.canary_weight.remove(key.namespace, key.name)
+        for gauge in (self.canary_weight, self.drifted):
+            with contextlib.suppress(KeyError):
+                gauge.remove(key.namespace, key.name)
         for metric in self._metrics.pop(key, set()):
             for gauge in (self.measurement_value, self.measurement_threshold):
                 with contextlib.suppress(KeyError):

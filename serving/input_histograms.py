@@ -1,5 +1,9 @@
 """`modelramp_input{feature}`: live histograms of each input feature, in the reference's buckets.
 
+Beside them `modelramp_input_reference{feature, le}`, the reference's own cumulative counts as a
+gauge: the operator's `input-drift` builtin reads both from Prometheus, so the reference travels
+with the model version that is served and the operator never needs the file.
+
 Observed once per forward on the whole batch: one `searchsorted` and one `bincount` per feature,
 so the cost grows with the batch in numpy, never per value in Python (prometheus_client's
 `Histogram.observe` takes a lock per value). Non-finite values (NaN with `--allow-nan`) are not
@@ -22,6 +26,7 @@ from modelramp.serving.input_reference import InputReference, bucket_counts
 from modelramp.serving.tensors import TensorSpec
 
 METRIC = "modelramp_input"
+REFERENCE_METRIC = "modelramp_input_reference"
 
 
 def check_fits(reference: InputReference, spec: TensorSpec) -> None:
@@ -45,6 +50,7 @@ class InputHistograms(Collector):
         self._names = [feature.name for feature in reference.features]
         self._bounds = [np.asarray(feature.bounds, dtype=np.float64) for feature in reference.features]
         self._counts = [np.zeros(len(bounds) + 1, dtype=np.int64) for bounds in self._bounds]
+        self._reference = [np.cumsum(feature.counts).tolist() for feature in reference.features]
         self._sums = [0.0] * len(self._names)
         # Forwards may run on the forward thread while /metrics is read on the event loop.
         self._lock = threading.Lock()
@@ -73,12 +79,21 @@ class InputHistograms(Collector):
                 (counts.copy(), total) for counts, total in zip(self._counts, self._sums, strict=True)
             ]
         model, version = self._labels
-        for name, bounds, (counts, total) in zip(self._names, self._bounds, snapshot, strict=True):
+        reference = Metric(
+            REFERENCE_METRIC,
+            "Reference (training) rows per input feature at or below each bucket bound: cumulative, like le.",
+            "gauge",
+        )
+        for name, bounds, (counts, total), expected in zip(
+            self._names, self._bounds, snapshot, self._reference, strict=True
+        ):
             labels = {"model": model, "version": version, "feature": name}
             cumulative = np.cumsum(counts).tolist()
             edges = [*(str(floatToGoString(bound)) for bound in bounds), "+Inf"]  # type: ignore[no-untyped-call]
-            for edge, count in zip(edges, cumulative, strict=True):
+            for edge, count, reference_count in zip(edges, cumulative, expected, strict=True):
                 family.add_sample(f"{METRIC}_bucket", {**labels, "le": edge}, count)
+                reference.add_sample(REFERENCE_METRIC, {**labels, "le": edge}, reference_count)
             family.add_sample(f"{METRIC}_count", labels, cumulative[-1])
             family.add_sample(f"{METRIC}_sum", labels, total)
         yield family
+        yield reference

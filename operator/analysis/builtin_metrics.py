@@ -12,34 +12,65 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from modelramp.operator.analysis import error_rate, latency, prediction_drift, sequential
+from modelramp.operator.analysis import error_rate, input_drift, latency, prediction_drift, sequential
 from modelramp.operator.analysis.context import Judgement, QueryResult, RolloutContext
 from modelramp.operator.analysis.evidence import EvidenceError, histogram_counts, pooled, request_counts
 from modelramp.operator.analysis.templating import prometheus_duration
 from modelramp.operator.api.analysis import BuiltinMetric, EffectiveMetric
 from modelramp.operator.api.status import Evidence, TestOutcome
 
-# The query role every builtin reads its counts from.
+# The query role the canary-vs-stable builtins read their counts from.
 VALUE = "value"
+
+Queries = Callable[[RolloutContext, str], dict[str, str]]
 
 
 @dataclass(frozen=True)
 class _Builtin:
-    """A builtin's series, the label its counts are split by, how they are read, how judged."""
+    """A builtin's queries (context, window -> role -> PromQL), how one window's results are read,
+    how windows are pooled, and how the pooled evidence is judged."""
 
-    series: str
-    by: str
-    read: Callable[[QueryResult], Evidence]
+    queries: Queries
+    read: Callable[[Mapping[str, QueryResult]], Evidence]
     assess: Callable[[EffectiveMetric, Evidence], TestOutcome]
+    pool: Callable[[Evidence | None, Evidence], Evidence] = pooled
+    worse: str = "worse than stable"
+    samples: tuple[str, str] = ("canary", "stable")
+
+
+def _both_tracks(series: str, by: str) -> Queries:
+    """One query of canary and stable together, split by `track` and `by`."""
+
+    def queries(context: RolloutContext, window: str) -> dict[str, str]:
+        selector = f'namespace="{context.namespace}",modeldeployment="{context.name}",track=~"canary|stable"'
+        return {VALUE: f"sum by (track, {by}) (increase({series}{{{selector}}}[{window}]))"}
+
+    return queries
+
+
+def _value(read: Callable[[QueryResult], Evidence]) -> Callable[[Mapping[str, QueryResult]], Evidence]:
+    return lambda results: read(results[VALUE])
 
 
 _BUILTINS: dict[BuiltinMetric, _Builtin] = {
-    "error-rate": _Builtin("modelramp_requests_total", "code", request_counts, error_rate.assess),
+    "error-rate": _Builtin(
+        _both_tracks("modelramp_requests_total", "code"), _value(request_counts), error_rate.assess
+    ),
     "latency-p95": _Builtin(
-        "modelramp_request_duration_seconds_bucket", "le", histogram_counts, latency.assess
+        _both_tracks("modelramp_request_duration_seconds_bucket", "le"),
+        _value(histogram_counts),
+        latency.assess,
     ),
     "prediction-drift": _Builtin(
-        "modelramp_prediction_bucket", "le", histogram_counts, prediction_drift.assess
+        _both_tracks("modelramp_prediction_bucket", "le"), _value(histogram_counts), prediction_drift.assess
+    ),
+    "input-drift": _Builtin(
+        input_drift.queries,
+        input_drift.read,
+        input_drift.assess,
+        input_drift.pool,
+        worse="drifted from the reference",
+        samples=("live", "reference"),
     ),
 }
 
@@ -47,10 +78,7 @@ _BUILTINS: dict[BuiltinMetric, _Builtin] = {
 def builtin_queries(
     builtin: BuiltinMetric, context: RolloutContext, interval_seconds: float
 ) -> dict[str, str]:
-    window = prometheus_duration(interval_seconds)
-    selector = f'namespace="{context.namespace}",modeldeployment="{context.name}",track=~"canary|stable"'
-    spec = _BUILTINS[builtin]
-    return {VALUE: f"sum by (track, {spec.by}) (increase({spec.series}{{{selector}}}[{window}]))"}
+    return _BUILTINS[builtin].queries(context, prometheus_duration(interval_seconds))
 
 
 def judge_builtin(
@@ -64,17 +92,19 @@ def judge_builtin(
     assert builtin is not None
     spec = _BUILTINS[builtin]
     name = metric.metric.name
-    query = queries[VALUE]
+    query = "; ".join(queries.values())
     try:
-        window = spec.read(results[VALUE])
-        evidence = pooled(prior, window)
+        window = spec.read(results)
+        evidence = spec.pool(prior, window)
     except EvidenceError as error:
         return Judgement(verdict="Error", query=query, message=f"{name}: {error}")
     outcome = spec.assess(metric, evidence)
+    message = sequential.describe(name, outcome, evidence.windows, worse=spec.worse, samples=spec.samples)
+    worst = input_drift.worst_features(outcome)
     return Judgement(
         verdict=sequential.VERDICTS[outcome.decision],
         query=query,
-        message=sequential.describe(name, outcome, evidence.windows),
+        message=f"{message}; {worst}" if worst else message,
         value=outcome.value,
         threshold=outcome.bound,
         test=outcome,

@@ -24,6 +24,10 @@ class RolloutContext(BaseModel):
     canary_revision: str = ""
     stable_revision: str = ""
     analysis: str | None = Field(default=None, description="the analysis run taking the measurement")
+    track: Literal["canary", "stable"] = Field(
+        default="canary",
+        description="the track measured: canary in a rollout's analyses, stable in the monitor",
+    )
 
 
 class Sample(BaseModel):

@@ -68,7 +68,7 @@ def histogram_counts(result: QueryResult) -> Evidence:
         return Evidence(windows=1)
     if len(bounds) + 1 > MAX_BUCKETS:
         raise EvidenceError(f"the histogram has {len(bounds) + 1} buckets; at most {MAX_BUCKETS} are pooled")
-    tracks = {track: _differenced(cumulative.get(track, {}), bounds) for track in TRACKS}
+    tracks = {track: differenced(cumulative.get(track, {}), bounds) for track in TRACKS}
     return Evidence(
         windows=1,
         bounds=list(bounds),
@@ -100,7 +100,7 @@ def buckets(counts: TrackCounts, size: int) -> np.ndarray[tuple[int], np.dtype[n
     return np.array(counts.buckets or [0.0] * size, dtype=np.float64)
 
 
-def _differenced(cumulative: Mapping[float, float], bounds: tuple[float, ...]) -> list[float]:
+def differenced(cumulative: Mapping[float, float], bounds: tuple[float, ...]) -> list[float]:
     if not cumulative:
         return [0.0] * (len(bounds) + 1)
     values = [cumulative.get(bound, 0.0) for bound in (*bounds, math.inf)]

@@ -91,14 +91,22 @@ def samples_to_show_within(
     return max(math.ceil(needed - canary_samples), 1)
 
 
-def describe(name: str, outcome: TestOutcome, windows: int, unit: str = "") -> str:
+def describe(
+    name: str,
+    outcome: TestOutcome,
+    windows: int,
+    *,
+    unit: str = "",
+    worse: str = "worse than stable",
+    samples: tuple[str, str] = ("canary", "stable"),
+) -> str:
     """One line: the decision first, then the effect and its bound, the test, and the samples."""
     estimate = _number(outcome.value, unit)
     upper = _number(outcome.upper, unit) if outcome.upper is not None else "inf"
     interval = f" [{_number(outcome.lower, unit)}, {upper}]" if outcome.lower is not None else ""
     bound = f"bound {_number(outcome.bound, unit)}" if outcome.bound is not None else "no bound"
     head = {
-        "Worse": "worse than stable",
+        "Worse": worse,
         "WithinBound": "within bound",
         "Undecided": "undecided",
     }[outcome.decision]
@@ -111,8 +119,8 @@ def describe(name: str, outcome: TestOutcome, windows: int, unit: str = "") -> s
         f"{name}: {head}: {outcome.effect} {estimate}{interval} ({outcome.confidence:.0%} bounds), {bound}; "
         f"{outcome.test} p={outcome.p_value:.2g} vs alpha {outcome.alpha:.2g} "
         f"(spent {outcome.alpha_spent:.2g}); "
-        f"{outcome.canary_samples:.0f} canary / {outcome.stable_samples:.0f} stable over {windows} "
-        f"window{'s' if windows != 1 else ''}{more}"
+        f"{outcome.canary_samples:.0f} {samples[0]} / {outcome.stable_samples:.0f} {samples[1]} "
+        f"over {windows} window{'s' if windows != 1 else ''}{more}"
     )
 
 

@@ -30,13 +30,11 @@ def prometheus_duration(seconds: float) -> str:
     return f"{round(seconds * 1000)}ms"
 
 
-def template_variables(
-    context: RolloutContext, interval_seconds: float, track: str = "canary"
-) -> dict[str, str]:
+def template_variables(context: RolloutContext, interval_seconds: float) -> dict[str, str]:
     return {
         "name": context.name,
         "namespace": context.namespace,
-        "track": track,
+        "track": context.track,
         "canaryRevision": context.canary_revision,
         "stableRevision": context.stable_revision,
         "interval": prometheus_duration(interval_seconds),

@@ -17,7 +17,7 @@ from pydantic import Field, StringConstraints
 from modelramp.operator.api.base import ApiModel, CelRule, ListMapKey
 from modelramp.operator.api.types import DnsLabel, Duration, HttpUrl, parse_duration
 
-BuiltinMetric = Literal["error-rate", "latency-p95", "prediction-drift"]
+BuiltinMetric = Literal["error-rate", "latency-p95", "prediction-drift", "input-drift"]
 FailurePolicy = Literal["Rollback", "Pause"]
 
 MAX_METRICS = 16
@@ -69,6 +69,13 @@ class Metric(ApiModel):
             "prediction-drift is already measured against stable: give it a threshold, not maxRatioToStable",
             field_path=".builtin",
         ),
+        CelRule(
+            "!has(self.builtin) || self.builtin != 'input-drift' || "
+            "(has(self.threshold) && !has(self.maxRatioToStable))",
+            "input-drift is measured against the model's input reference: give it a threshold, "
+            "not maxRatioToStable",
+            field_path=".builtin",
+        ),
     )
 
     name: DnsLabel = Field(description="Name of the metric, unique within its analysis; shown in status.")
@@ -78,7 +85,9 @@ class Metric(ApiModel):
             "A built-in metric computed from the model server's own metrics: `error-rate` (fraction "
             "of requests answered 5xx), `latency-p95` (95th percentile request latency, seconds), "
             "`prediction-drift` (distance between the canary's and stable's prediction "
-            "distributions, 0..1). Exactly one of builtin or query."
+            "distributions, 0..1), `input-drift` (distance of the live inputs of each feature from "
+            "the model's input reference, for servers run with an input reference). Exactly one of "
+            "builtin or query."
         ),
     )
     query: str | None = Field(
@@ -96,7 +105,8 @@ class Metric(ApiModel):
         ge=0,
         description=(
             "Builtin metrics only: the highest acceptable value (a fraction for error-rate, seconds "
-            "for latency-p95, a bias-corrected PSI for prediction-drift). The canary fails when it is "
+            "for latency-p95, a bias-corrected PSI for prediction-drift and, per feature, input-drift). "
+            "The canary fails when it is "
             "significantly worse than stable and beyond this bound (for latency-p95, its p95's lower "
             "confidence bound above it); it passes once its upper confidence bound is within it."
         ),
@@ -268,6 +278,26 @@ class BackgroundAnalysis(AnalysisSpec):
         ge=0,
         le=63,
         description="Index of the step at which the background analysis starts; defaults to the first.",
+    )
+
+
+class Monitor(ApiModel):
+    """Checks of the stable model that run all the time, rollout or not; they never roll back."""
+
+    cel_rules = (
+        CelRule(
+            "self.metrics.all(m, !has(m.builtin) || m.builtin == 'input-drift')",
+            "a monitor watches the stable model alone: of the builtins only input-drift applies "
+            "(error-rate, latency-p95 and prediction-drift compare a canary with stable)",
+            field_path=".metrics",
+        ),
+    )
+
+    metrics: MetricList = Field(
+        description=(
+            "Measured on the stable track (`{{track}}` is `stable`) until each decides; then the "
+            "monitor starts over. A Failed run sets the Drifted condition, a Successful one clears it."
+        )
     )
 
 

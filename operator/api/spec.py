@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from modelramp.operator.api.analysis import AnalysisDefaults, AnalysisSpec, BackgroundAnalysis
+from modelramp.operator.api.analysis import AnalysisDefaults, AnalysisSpec, BackgroundAnalysis, Monitor
 from modelramp.operator.api.base import ApiModel, CelRule, ListMapKey
 from modelramp.operator.api.types import (
     LABEL_KEY_PATTERN,
@@ -606,6 +606,13 @@ class ModelDeploymentSpec(ApiModel):
     )
     analysis: AnalysisDefaults | None = Field(
         default=None, description="Prometheus, timing, limits and metrics shared by every analysis."
+    )
+    monitor: Monitor | None = Field(
+        default=None,
+        description=(
+            "Checks of the stable model's live traffic that run all the time, e.g. input-drift "
+            "against the model's input reference: they set the Drifted condition and never roll back."
+        ),
     )
     paused: bool = Field(
         default=False, description="Hold the rollout where it is (weights unchanged) until set back to false."

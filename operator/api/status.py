@@ -21,11 +21,11 @@ from modelramp.operator.api.spec import ModelSource, ServingSpec
 Phase = Literal[
     "Initializing", "Progressing", "Paused", "Promoting", "Healthy", "Degraded", "RolledBack", "Failed"
 ]
-ConditionType = Literal["Ready", "Progressing", "Degraded"]
+ConditionType = Literal["Ready", "Progressing", "Degraded", "Drifted"]
 ConditionStatus = Literal["True", "False", "Unknown"]
 Verdict = Literal["Successful", "Failed", "Inconclusive", "Error"]
 AnalysisPhase = Literal["Pending", "Running", "Successful", "Failed", "Inconclusive", "Error"]
-AnalysisKind = Literal["Step", "Background", "PrePromotion", "PostPromotion"]
+AnalysisKind = Literal["Step", "Background", "PrePromotion", "PostPromotion", "Monitor"]
 PauseReason = Literal[
     "CanaryPauseStep", "BlueGreenPause", "InconclusiveAnalysis", "FailedAnalysis", "UserPaused"
 ]
@@ -82,6 +82,8 @@ class PauseCondition(StatusModel):
 Decision = Literal["Worse", "WithinBound", "Undecided"]
 StatisticalTest = Literal["fisher-exact", "mann-whitney", "chi-square"]
 MAX_BUCKETS = 64
+MAX_FEATURES = 64
+MAX_WORST_FEATURES = 3
 
 
 class TrackCounts(StatusModel):
@@ -98,6 +100,21 @@ class TrackCounts(StatusModel):
     )
 
 
+class FeatureCounts(StatusModel):
+    """input-drift: one input feature's live rows per reference bucket, and the reference's."""
+
+    name: str = Field(max_length=256, description="The feature, as named in the input reference.")
+    bounds: list[float] = Field(
+        max_length=MAX_BUCKETS, description="Upper bounds (`le`) of the reference's finite buckets."
+    )
+    live: list[float] = Field(
+        max_length=MAX_BUCKETS + 1, description="Live rows per bucket, pooled; the last is +Inf."
+    )
+    reference: list[float] = Field(
+        max_length=MAX_BUCKETS + 1, description="Reference (training) rows per bucket; the last is +Inf."
+    )
+
+
 class Evidence(StatusModel):
     """Counts of a builtin metric: one window's, or pooled over every measurement of its analysis.
 
@@ -111,6 +128,21 @@ class Evidence(StatusModel):
     )
     canary: TrackCounts = Field(default_factory=TrackCounts, description="The canary's counts.")
     stable: TrackCounts = Field(default_factory=TrackCounts, description="Stable's counts.")
+    features: list[FeatureCounts] = Field(
+        default_factory=list,
+        max_length=MAX_FEATURES,
+        description="input-drift: per feature, the live and reference bucket counts.",
+    )
+
+
+class FeatureScore(StatusModel):
+    """input-drift: how far one feature's live values are from the reference."""
+
+    name: str = Field(max_length=256, description="The feature.")
+    psi: float = Field(ge=0, description="Bias-corrected PSI of live against reference.")
+    p_value: float = Field(
+        ge=0, le=1, description="Chi-square p-value, before the correction across features."
+    )
 
 
 class TestOutcome(StatusModel):
@@ -147,6 +179,11 @@ class TestOutcome(StatusModel):
         default=None,
         ge=0,
         description="Undecided: about how many more canary requests would show it within the bound.",
+    )
+    worst_features: list[FeatureScore] = Field(
+        default_factory=list,
+        max_length=MAX_WORST_FEATURES,
+        description="input-drift: the features furthest from the reference, worst first.",
     )
 
 
@@ -267,6 +304,18 @@ class RevisionTemplate(StatusModel):
 
 
 WriteBackOutcome = Literal["promoted", "rolled-back"]
+
+
+class DriftStatus(StatusModel):
+    """The latest verdict of spec.monitor on the stable model's live inputs (the Drifted condition)."""
+
+    drifted: bool = Field(description="The last decided monitor run found stable's inputs drifted.")
+    revision: Revision = Field(description="The stable revision it was measured on.")
+    decided_at: datetime = Field(description="When that run decided.")
+    message: Message = Field(default="", description="Why: the metric, its effect and the worst features.")
+    worst_features: list[FeatureScore] = Field(
+        default_factory=list, max_length=MAX_WORST_FEATURES, description="The features furthest off."
+    )
 
 
 class PendingWriteBack(StatusModel):
@@ -390,6 +439,13 @@ class ModelDeploymentStatus(StatusModel):
         default_factory=list,
         max_length=MAX_CONDITIONS,
         description="Ready, Progressing and Degraded conditions.",
+    )
+    monitor: AnalysisRunStatus | None = Field(
+        default=None,
+        description="The current run of spec.monitor on the stable model; started again when it decides.",
+    )
+    drift: DriftStatus | None = Field(
+        default=None, description="spec.monitor's latest decided verdict; absent until one decides."
     )
     pending_write_backs: list[PendingWriteBack] = Field(
         default_factory=list,

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from modelramp.operator.api.status import ModelDeploymentStatus
-from modelramp.operator.rollout import analyses, bluegreen, canary, lifecycle, runs
+from modelramp.operator.rollout import analyses, bluegreen, canary, lifecycle, monitor, runs
 from modelramp.operator.rollout.conditions import UNHEALTHY, conditions_for, reason_of
 from modelramp.operator.rollout.describe import describe
 from modelramp.operator.rollout.model import EventRecord, ReconcileInput, ReconcileOutput
@@ -76,7 +76,11 @@ def _fold_measurements(
             events.append(normal("AnalysisSuccessful", f"analysis {after.name} Successful"))
         folded.append(after)
     measurements = runs.recent_measurements(status.measurements, tick.measurements, live)
-    return status.model_copy(update={"analysis_runs": folded, "measurements": measurements}), events
+    watched = status.monitor
+    if watched is not None:
+        watched = runs.fold(watched, monitor.monitor_metrics(tick.spec), tick.measurements, tick.now)
+    update = {"analysis_runs": folded, "measurements": measurements, "monitor": watched}
+    return status.model_copy(update=update), events
 
 
 def _strategy_advance(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
@@ -115,6 +119,7 @@ CANDIDATES: tuple[Candidate, ...] = (
     _stable_unready,
     lifecycle.user_pause,
     _strategy_advance,
+    monitor.advance,
 )
 
 
@@ -150,14 +155,16 @@ def _described(
     if (phase, reason) != (before.phase, reason_of(before.conditions)) and not events:
         new_events.append((warning if phase in UNHEALTHY else normal)(reason, f"{phase}: {message}"))
     observed = tick.observed.deployments.values()
+    conditions = conditions_for(
+        phase, reason, message, generation=tick.generation, now=tick.now, previous=status.conditions
+    )
+    drifted = monitor.drifted_condition(tick, status, status.conditions)
     described = status.model_copy(
         update={
             "observed_generation": tick.generation,
             "phase": phase,
             "message": message,
-            "conditions": conditions_for(
-                phase, reason, message, generation=tick.generation, now=tick.now, previous=status.conditions
-            ),
+            "conditions": conditions if drifted is None else [*conditions, drifted],
             "replicas": sum(deployment.spec_replicas for deployment in observed),
             "ready_replicas": sum(deployment.ready_replicas for deployment in observed),
             "selector": pod_selector(tick.md),
@@ -201,6 +208,9 @@ def _requeue_after(tick: Tick, status: ModelDeploymentStatus) -> float | None:
     # A measurement already due (a run started this tick) is taken on the next tick, at once.
     wakeups = [runs.wakeup(run, analyses.metrics_for_run(tick, run)) for run in status.analysis_runs]
     wakeups += [runs.retry_time(run, analyses.metrics_for_run(tick, run)) for run in status.analysis_runs]
+    if status.monitor is not None:
+        watching = monitor.monitor_metrics(tick.spec)
+        wakeups += [runs.wakeup(status.monitor, watching), monitor.next_run_time(status.monitor, watching)]
     due += [max(0.0, (at - tick.now).total_seconds()) for at in wakeups if at is not None]
     if route_lags(tick, status):
         due.append(ROUTE_POLL_SECONDS)

@@ -36,6 +36,7 @@ _KIND_PREFIX: dict[AnalysisKind, str] = {
     "Background": "background",
     "PrePromotion": "pre-promotion",
     "PostPromotion": "post-promotion",
+    "Monitor": "monitor",
 }
 
 

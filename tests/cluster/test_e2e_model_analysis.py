@@ -155,7 +155,10 @@ def test_real_models_are_promoted_or_rolled_back_on_the_metric_that_broke(
                     zero_weight_seen[name] = time.time()
                     pending.discard(name)
             time.sleep(0.5)
-        assert not pending, {name: mds.status(name) for name in pending}
+        assert not pending, {
+            name: (mds.status(name).get("phase"), mds.status(name).get("message"), _summary(mds.status(name)))
+            for name in pending
+        }
 
     promoted = mds.status("good")
     assert promoted["phase"] == "Healthy", (promoted.get("message"), _summary(promoted))

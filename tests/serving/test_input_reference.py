@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import httpx
@@ -116,3 +117,20 @@ def test_every_served_row_is_observed_in_the_reference_buckets(served_mlp: Servi
             assert delta[feature.name, repr(bound)] == sum(value <= bound for value in values)
         assert delta[feature.name, "inf"] == delta[feature.name, "count"] == len(values)
         assert delta[feature.name, "sum"] == pytest.approx(sum(values), rel=1e-9, abs=1e-6)
+
+
+def test_the_reference_counts_are_exported_for_the_operator(served_mlp: ServingProcess) -> None:
+    """`modelramp_input_reference{feature, le}`: the file's counts made cumulative, in its bounds."""
+    reference = build_reference(training_rows(), FEATURES, buckets=4)
+    exported: dict[tuple[str, float], float] = {}
+    for family in text_string_to_metric_families(httpx.get(f"{served_mlp.url}/metrics").text):
+        if family.name == "modelramp_input_reference":
+            assert family.type == "gauge"
+            for sample in family.samples:
+                exported[sample.labels["feature"], float(sample.labels["le"])] = sample.value
+    expected = {
+        (feature.name, bound): float(count)
+        for feature in reference.features
+        for bound, count in zip([*feature.bounds, math.inf], np.cumsum(feature.counts), strict=True)
+    }
+    assert exported == pytest.approx(expected)

@@ -121,7 +121,12 @@ def test_optional_monitoring_objects() -> None:
     monitor = one(objects, "ServiceMonitor")
     assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s"}]
     alerts = {r["alert"] for g in one(objects, "PrometheusRule")["spec"]["groups"] for r in g["rules"]}
-    assert alerts == {"ModelRampRollbackHappened", "ModelRampRolloutStuckPaused", "ModelRampOperatorDown"}
+    assert alerts == {
+        "ModelRampRollbackHappened",
+        "ModelRampRolloutStuckPaused",
+        "ModelRampInputDrifted",
+        "ModelRampOperatorDown",
+    }
     dashboard = one(objects, "ConfigMap")
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     shipped = json.loads((CHART / "files" / "modelramp-dashboard.json").read_text())

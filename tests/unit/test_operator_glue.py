@@ -270,3 +270,42 @@ def test_a_write_refused_because_the_namespace_is_terminating_is_told_apart() ->
     assert isinstance(error, NamespaceTerminating) and "being terminated" in str(error)
     forbidden = json.dumps({"kind": "Status", "message": "RBAC says no", "code": 403}).encode()
     assert type(response_error("POST /x", 403, forbidden)) is KubeError
+
+
+def test_status_shows_the_monitor_verdict_and_pending_write_backs() -> None:
+    md = ModelDeployment.model_validate(
+        {
+            "metadata": {"name": "web", "namespace": "ns"},
+            "spec": {
+                "model": {"uri": "models:/fraud/3", "format": "mlflow"},
+                "strategy": {"canary": {"steps": [{"setWeight": 20}]}},
+                "monitor": {"metrics": [{"name": "inputs", "builtin": "input-drift", "threshold": 0.25}]},
+            },
+            "status": {
+                "phase": "Healthy",
+                "stableRevision": "aaa",
+                "monitor": {
+                    "name": "monitor-aaa",
+                    "kind": "Monitor",
+                    "revision": "aaa",
+                    "phase": "Running",
+                    "metrics": [{"name": "inputs", "phase": "Running"}],
+                },
+                "drift": {
+                    "drifted": True,
+                    "revision": "aaa",
+                    "decidedAt": "2026-01-02T03:04:05Z",
+                    "worstFeatures": [{"name": "income", "psi": 0.41, "pValue": 1e-9}],
+                },
+                "pendingWriteBacks": [
+                    {"name": "fraud", "version": "3", "outcome": "promoted",
+                     "decidedAt": "2026-01-02T03:00:00Z", "attempts": 2,
+                     "nextAttemptTime": "2026-01-02T03:05:00Z"}
+                ],
+            },
+        }
+    )  # fmt: skip
+    tree = render_status(md)
+    assert "Monitor:   DRIFTED at 2026-01-02 03:04:05Z; worst: income (PSI 0.41)" in tree
+    assert "└─ monitor-aaa (Monitor) Running" in tree
+    assert "promoted fraud/3, 2 attempts, next 2026-01-02 03:05:00Z" in tree
