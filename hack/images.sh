@@ -11,12 +11,8 @@
 # neither rebuilt nor reloaded, so an unchanged tree builds nothing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-# Bridges, iptables, containerd and the kubelet need root: a CI runner's user has passwordless sudo.
-if [ "$(id -u)" -ne 0 ]; then
-  if sudo -n true 2>/dev/null; then exec sudo -n MODELRAMP_CACHE="${MODELRAMP_CACHE:-$HOME/.cache/modelramp}" "$0" "$@"; fi
-  echo "$(basename "$0"): needs root (or passwordless sudo)" >&2
-  exit 1
-fi
+# shellcheck source=hack/as-root.sh
+. "$root/hack/as-root.sh" "$@"
 cache="${MODELRAMP_CACHE:-$HOME/.cache/modelramp}"
 sock=${1:?usage: hack/images.sh CONTAINERD_SOCK IMAGE...}
 shift

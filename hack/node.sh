@@ -15,12 +15,8 @@
 # packet that enters or leaves it through another interface; nothing is masqueraded off the machine.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-# Bridges, iptables, containerd and the kubelet need root: a CI runner's user has passwordless sudo.
-if [ "$(id -u)" -ne 0 ]; then
-  if sudo -n true 2>/dev/null; then exec sudo -n MODELRAMP_CACHE="${MODELRAMP_CACHE:-$HOME/.cache/modelramp}" "$0" "$@"; fi
-  echo "$(basename "$0"): needs root (or passwordless sudo)" >&2
-  exit 1
-fi
+# shellcheck source=hack/as-root.sh
+. "$root/hack/as-root.sh" "$@"
 cache="${MODELRAMP_CACHE:-$HOME/.cache/modelramp}"
 state="$cache/node"
 node="node-real-1"

@@ -12,7 +12,7 @@ controller hold only this interface, as Flagger's `router.Interface` and Argo Ro
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, NamedTuple, Protocol
 
@@ -75,6 +75,37 @@ class RoutingRead(_Frozen):
     ref: ObjectRef
     body: Json | None = None
     error: str | None = None
+
+
+def agreed_traffic(
+    weights: Iterable[Weights | None], match_states: Iterable[bool] | None, published: Traffic
+) -> Traffic | None:
+    """The traffic the user's routes give when they all agree: one weight over all of them and,
+    for a router with match routes (`match_states` not None), those routes all in force or all
+    not; None while they disagree (a write is half applied, or someone edited a route)."""
+    found = set(weights)
+    if len(found) != 1 or None in found:
+        return None
+    (split,) = found
+    assert split is not None
+    if match_states is None:
+        return Traffic(split.canary, published.match_routes)
+    states = set(match_states)
+    return Traffic(split.canary, states.pop()) if len(states) == 1 else None
+
+
+def unreadable(reads: Reads, refs: list[ObjectRef], *, absent_ok: bool = False) -> str | None:
+    """Why the first of `refs` can't be used: not read, read with an error, or (unless
+    `absent_ok`) not there; None when all were read."""
+    for ref in refs:
+        read = reads.get(ref)
+        if read is None:
+            return f"{ref} was not read"
+        if read.error:
+            return read.error
+        if read.body is None and not absent_ok:
+            return f"{ref} not found"
+    return None
 
 
 class RoutingWrite(_Frozen):

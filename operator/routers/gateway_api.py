@@ -26,6 +26,8 @@ from modelramp.operator.routers.base import (
     RoutingWrite,
     Traffic,
     Weights,
+    agreed_traffic,
+    unreadable,
 )
 from modelramp.operator.routers.splitting import SplittingRouter
 
@@ -85,13 +87,12 @@ class GatewayApiRouter(SplittingRouter):
         return read.body if read is not None else None
 
     def problem(self, reads: Reads) -> str | None:
-        read = reads.get(self.route)
-        if read is None or read.error:
-            return read.error if read else f"{self.route} was not read"
-        if read.body is None:
-            return f"{self.route} not found"
+        problem = unreadable(reads, [self.route])
+        body = self._body(reads)
+        if problem is not None or body is None:
+            return problem
         try:
-            _rules(read.body)
+            _rules(body)
         except ValueError as error:
             return str(error)
         return None
@@ -123,23 +124,17 @@ class GatewayApiRouter(SplittingRouter):
         if body is None or self.problem(reads):
             return None
         user = self._user_rules(body)
-        weights = {_weights(rule, self.backends) for _, rule in user}
-        if len(weights) != 1 or None in weights:
-            return None
-        (split,) = weights
-        assert split is not None
+        weights = [_weights(rule, self.backends) for _, rule in user]
         if self.spec.canary_header is None and self.spec.mirror_percent is None:
-            return Traffic(split.canary, published.match_routes)
+            return agreed_traffic(weights, None, published)
         present = {rule.get("name") for rule in _rules(body) if self._ours(rule)}
-        states = set()
+        states = []
         for key, rule in user:
             if self.spec.canary_header is not None:
-                states.add(self.header_prefix + key in present)
+                states.append(self.header_prefix + key in present)
             if self.spec.mirror_percent is not None:
-                states.add(self._mirror() in (rule.get("filters") or []))
-        if len(states) != 1:
-            return None
-        return Traffic(split.canary, states.pop())
+                states.append(self._mirror() in (rule.get("filters") or []))
+        return agreed_traffic(weights, states, published)
 
     def writes(self, reads: Reads, wanted: Traffic) -> list[RoutingWrite]:
         body = self._body(reads)

@@ -28,6 +28,8 @@ from modelramp.operator.routers.base import (
     Track,
     Traffic,
     Weights,
+    agreed_traffic,
+    unreadable,
 )
 from modelramp.operator.routers.splitting import SplittingRouter
 
@@ -61,14 +63,9 @@ class IstioRouter(SplittingRouter):
     # --- what is there ----------------------------------------------------------------------------
 
     def problem(self, reads: Reads) -> str | None:
-        for ref in self.reads():
-            read = reads.get(ref)
-            if read is None:
-                return f"{ref} was not read"
-            if read.error:
-                return read.error
-            if read.body is None:
-                return f"{ref} not found"
+        problem = unreadable(reads, self.reads())
+        if problem is not None:
+            return problem
         http = self._http(reads)
         if not http:
             return f"{self.service}: spec.http is empty, so there is no route to the model"
@@ -153,23 +150,17 @@ class IstioRouter(SplittingRouter):
         if self.problem(reads):
             return None
         managed = self._managed(reads)
-        weights = {self._weights(reads, route) for _, route in managed}
-        if len(weights) != 1 or None in weights:
-            return None
-        (split,) = weights
-        assert split is not None
+        weights = [self._weights(reads, route) for _, route in managed]
         if self.spec.canary_header is None and self.spec.mirror_percent is None:
-            return Traffic(split.canary, published.match_routes)
+            return agreed_traffic(weights, None, published)
         present = {route.get("name") for route in self._http(reads) if self._ours(route)}
-        states = set()
+        states = []
         for key, route in managed:
             if self.spec.canary_header is not None:
-                states.add(self.header_prefix + key in present)
+                states.append(self.header_prefix + key in present)
             if self.spec.mirror_percent is not None:
-                states.add(self._mirrored(reads, route))
-        if len(states) != 1:
-            return None
-        return Traffic(split.canary, states.pop())
+                states.append(self._mirrored(reads, route))
+        return agreed_traffic(weights, states, published)
 
     def writes(self, reads: Reads, wanted: Traffic) -> list[RoutingWrite]:
         if self.problem(reads):

@@ -23,6 +23,7 @@ from modelramp.operator.routers.base import (
     Reads,
     RoutingWrite,
     Traffic,
+    unreadable,
 )
 from modelramp.operator.routers.splitting import SplittingRouter
 
@@ -65,12 +66,10 @@ class NginxRouter(SplittingRouter):
         return read.body if read is not None else None
 
     def problem(self, reads: Reads) -> str | None:
-        for ref in self.reads():
-            read = reads.get(ref)
-            if read is None:
-                return f"{ref} was not read"
-            if read.error:
-                return read.error
+        # The canary Ingress is ours to create: only the stable one must be there.
+        problem = unreadable(reads, self.reads(), absent_ok=True)
+        if problem is not None:
+            return problem
         stable = self._body(reads, self.stable)
         if stable is None:
             return f"{self.stable} not found"
