@@ -30,7 +30,7 @@ import kopf
 from pydantic import ValidationError
 
 from modelramp.operator.analysis.context import RolloutContext
-from modelramp.operator.analysis.prometheus import PrometheusMetricProvider
+from modelramp.operator.analysis.providers import ProviderCache
 from modelramp.operator.analysis.scheduling import due_metrics
 from modelramp.operator.analysis.telemetry import AnalysisTelemetry
 from modelramp.operator.api import (
@@ -99,7 +99,7 @@ class Controller:
         self._clock = clock
         self._wakers: dict[Key, asyncio.Event] = {}
         self._slots = asyncio.Semaphore(config.workers)
-        self._providers: dict[tuple[str, int], PrometheusMetricProvider] = {}
+        self._providers = ProviderCache(config.prometheus_url)
         self._terminating: set[str] = set()
         self.registry = RegistryGate(config, self._read_secret)
 
@@ -270,7 +270,7 @@ class Controller:
     def _measure(self, md: ModelDeployment, now: datetime) -> list[Measurement]:
         """Takes the measurements due now of the running analyses. Without a Prometheus address
         nothing is measured: the engine then fails the analysis loudly ("no metric provider")."""
-        provider = self._provider(md)
+        provider = self._providers.provider_for(md.spec.analysis)
         if provider is None:
             return []
         taken: list[Measurement] = []
@@ -288,17 +288,6 @@ class Controller:
             for metric in due_metrics(metrics, run.metrics, run.started_at, now):
                 taken.append(provider.measure(metric, context, pooled.get(metric.metric.name)))
         return taken
-
-    def _provider(self, md: ModelDeployment) -> PrometheusMetricProvider | None:
-        prometheus = md.spec.analysis.prometheus if md.spec.analysis else None
-        address = prometheus.address if prometheus else self.config.prometheus_url
-        if address is None:
-            return None
-        timeout = prometheus.timeout_seconds if prometheus else 10
-        provider = self._providers.get((address, timeout))
-        if provider is None:
-            provider = self._providers[(address, timeout)] = PrometheusMetricProvider(address, timeout)
-        return provider
 
     def _apply(self, key: Key, out: ReconcileOutput) -> bool:
         changed = False

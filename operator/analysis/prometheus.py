@@ -23,7 +23,7 @@ from modelramp.operator.analysis.context import Judgement, QueryResult, RolloutC
 from modelramp.operator.analysis.judging import judge, plan_queries
 from modelramp.operator.analysis.provider import to_measurement
 from modelramp.operator.analysis.templating import TemplateError
-from modelramp.operator.api.analysis import EffectiveMetric
+from modelramp.operator.api.analysis import EffectiveMetric, PrometheusProvider
 from modelramp.operator.api.status import Evidence, Measurement
 
 
@@ -39,6 +39,10 @@ class PrometheusMetricProvider:
         self.timeout_seconds = timeout_seconds
         self._clock = clock
         self._client = PrometheusConnect(url=self.address, retry=Retry(total=0), timeout=timeout_seconds)
+
+    @classmethod
+    def from_settings(cls, settings: PrometheusProvider) -> PrometheusMetricProvider:
+        return cls(settings.address, settings.timeout_seconds)
 
     def measure(
         self, metric: EffectiveMetric, context: RolloutContext, prior: Evidence | None = None

@@ -210,6 +210,12 @@ class PrometheusProvider(ApiModel):
     )
 
 
+# The fields of spec.analysis that name a metric provider; analysis/providers.py maps each to its
+# implementation (one entry per field, like trafficRouting's routers).
+PROVIDER_FIELDS: tuple[str, ...] = ("prometheus",)
+ProviderSettings = PrometheusProvider
+
+
 class AnalysisDefaults(ApiModel):
     """Defaults for every analysis of this ModelDeployment (steps, background, blue-green)."""
 
@@ -260,6 +266,15 @@ class AnalysisDefaults(ApiModel):
         default=None,
         description="Metrics run by every analysis that lists none of its own (e.g. `analysis: {}`).",
     )
+
+
+def configured_provider(defaults: AnalysisDefaults | None) -> tuple[str, ProviderSettings] | None:
+    """The metric provider spec.analysis names (its field and settings), if any."""
+    for field in PROVIDER_FIELDS:
+        settings = getattr(defaults, field, None) if defaults is not None else None
+        if settings is not None:
+            return field, settings
+    return None
 
 
 class AnalysisSpec(ApiModel):

@@ -14,7 +14,13 @@ from datetime import datetime, timedelta
 
 from modelramp.operator.analysis.phases import is_completed, metric_phase, record, run_phase
 from modelramp.operator.analysis.scheduling import next_wakeup
-from modelramp.operator.api.analysis import AnalysisSpec, EffectiveMetric, analysis_metrics, effective_metric
+from modelramp.operator.api.analysis import (
+    AnalysisSpec,
+    EffectiveMetric,
+    analysis_metrics,
+    configured_provider,
+    effective_metric,
+)
 from modelramp.operator.api.spec import ModelDeploymentSpec
 from modelramp.operator.api.status import (
     MAX_ANALYSIS_RUNS,
@@ -73,7 +79,7 @@ def builtin_metrics_in_rollout(spec: ModelDeploymentSpec) -> int:
 
 
 def has_provider(spec: ModelDeploymentSpec, config: EngineConfig) -> bool:
-    return bool((spec.analysis and spec.analysis.prometheus) or config.prometheus_address)
+    return configured_provider(spec.analysis) is not None or config.prometheus_address is not None
 
 
 def start_run(
