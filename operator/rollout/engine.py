@@ -27,6 +27,7 @@ from modelramp.operator.rollout.tick import (
     changed,
     normal,
     rollout_active,
+    updated,
     warning,
 )
 from modelramp.operator.rollout.traffic import observe_traffic, route_lags, route_problem, routing_writes
@@ -79,8 +80,7 @@ def _fold_measurements(
     watched = status.monitor
     if watched is not None:
         watched = runs.fold(watched, monitor.monitor_metrics(tick.spec), tick.measurements, tick.now)
-    update = {"analysis_runs": folded, "measurements": measurements, "monitor": watched}
-    return status.model_copy(update=update), events
+    return updated(status, analysis_runs=folded, measurements=measurements, monitor=watched), events
 
 
 def _strategy_advance(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
@@ -159,16 +159,15 @@ def _described(
         phase, reason, message, generation=tick.generation, now=tick.now, previous=status.conditions
     )
     drifted = monitor.drifted_condition(tick, status, status.conditions)
-    described = status.model_copy(
-        update={
-            "observed_generation": tick.generation,
-            "phase": phase,
-            "message": message,
-            "conditions": conditions if drifted is None else [*conditions, drifted],
-            "replicas": sum(deployment.spec_replicas for deployment in observed),
-            "ready_replicas": sum(deployment.ready_replicas for deployment in observed),
-            "selector": pod_selector(tick.md),
-        }
+    described = updated(
+        status,
+        observed_generation=tick.generation,
+        phase=phase,
+        message=message,
+        conditions=conditions if drifted is None else [*conditions, drifted],
+        replicas=sum(deployment.spec_replicas for deployment in observed),
+        ready_replicas=sum(deployment.ready_replicas for deployment in observed),
+        selector=pod_selector(tick.md),
     )
     return described, new_events
 

@@ -21,6 +21,7 @@ from modelramp.operator.rollout import analyses
 from modelramp.operator.rollout.conditions import conditions_for
 from modelramp.operator.rollout.model import EventRecord
 from modelramp.operator.rollout.tick import (
+    StatusUpdate,
     Tick,
     Transition,
     changed,
@@ -38,7 +39,7 @@ def resolved(template: RevisionTemplate) -> ResolvedModel:
     return ResolvedModel(uri=template.model.uri, resolved_uri=template.model.uri)
 
 
-def _desired_as_stable(tick: Tick) -> dict[str, object]:
+def _desired_as_stable(tick: Tick) -> StatusUpdate:
     return {
         "stable_revision": tick.desired_revision,
         "stable_template": tick.desired,
@@ -52,16 +53,11 @@ def initialize(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
     if status.stable_revision is not None and status.stable_template is not None:
         return None
     what = f"{tick.desired.model.uri} as stable revision {tick.desired_revision}"
-    return changed(
-        status,
-        normal("Deploying", f"deploying {what}"),
-        canary_weight=0,
-        last_set_weight=0,
-        **_desired_as_stable(tick),
-    )
+    update: StatusUpdate = {**_desired_as_stable(tick), "canary_weight": 0, "last_set_weight": 0}
+    return changed(status, normal("Deploying", f"deploying {what}"), **update)
 
 
-def _fresh_rollout(tick: Tick) -> dict[str, object]:
+def _fresh_rollout(tick: Tick) -> StatusUpdate:
     """The status fields of a rollout of the desired revision that starts now."""
     return {
         "canary_revision": tick.desired_revision,
@@ -140,7 +136,7 @@ def cancel(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
     return changed(status, event, **_idle())
 
 
-def _idle() -> dict[str, object]:
+def _idle() -> StatusUpdate:
     return {
         "canary_revision": None,
         "canary_model": None,
@@ -252,11 +248,11 @@ def finish_promotion(tick: Tick, status: ModelDeploymentStatus) -> Transition | 
         )
     if live_weight(tick, status) != 0:
         return None
+    update: StatusUpdate = {**_idle(), "last_progress_time": tick.now}
     return changed(
         status,
         normal("Promoted", f"revision {status.stable_revision} ({tick.desired.model.uri}) is stable"),
-        last_progress_time=tick.now,
-        **_idle(),
+        **update,
     )
 
 

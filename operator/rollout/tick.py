@@ -9,11 +9,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TypedDict
+
+from typing_extensions import Unpack
 
 from modelramp.operator.api.resource import ModelDeployment
 from modelramp.operator.api.spec import BlueGreenStrategy, CanaryStep, CanaryStrategy, ModelDeploymentSpec
-from modelramp.operator.api.status import Measurement, ModelDeploymentStatus, PauseReason, RevisionTemplate
+from modelramp.operator.api.status import (
+    AnalysisRunStatus,
+    BlueGreenStatus,
+    Condition,
+    DriftStatus,
+    Measurement,
+    ModelDeploymentStatus,
+    PauseCondition,
+    PauseReason,
+    PendingWriteBack,
+    Phase,
+    ResolvedModel,
+    RevisionTemplate,
+)
 from modelramp.operator.rollout.model import EngineConfig, EventRecord, Observed, ObservedDeployment, Track
 from modelramp.operator.routers.base import Reads, TrafficRouter
 
@@ -90,9 +105,52 @@ class Transition:
     events: tuple[EventRecord, ...] = ()
 
 
-def changed(status: ModelDeploymentStatus, *events: EventRecord, **updates: Any) -> Transition:
-    """`status` with `updates` applied (field names as in the model), announced by `events`."""
-    return Transition(status.model_copy(update=updates), events)
+class StatusUpdate(TypedDict, total=False):
+    """The fields of ModelDeploymentStatus a transition may set, with their types: a misspelt
+    name or a wrong type fails type checking (`model_copy(update=...)` would drop it silently).
+    tests/unit/test_rollout_typed_updates.py keeps it equal to the model."""
+
+    observed_generation: int | None
+    phase: Phase | None
+    message: str | None
+    stable_revision: str | None
+    canary_revision: str | None
+    stable_model: ResolvedModel | None
+    canary_model: ResolvedModel | None
+    current_step_index: int | None
+    step_start_time: datetime | None
+    canary_weight: int
+    last_set_weight: int | None
+    pause_conditions: list[PauseCondition]
+    abort: bool
+    aborted_at: datetime | None
+    promote: bool
+    promote_full: bool
+    blue_green: BlueGreenStatus | None
+    stable_template: RevisionTemplate | None
+    rollout_start_time: datetime | None
+    last_progress_time: datetime | None
+    analysis_runs: list[AnalysisRunStatus]
+    measurements: list[Measurement]
+    replicas: int
+    ready_replicas: int
+    selector: str | None
+    conditions: list[Condition]
+    monitor: AnalysisRunStatus | None
+    drift: DriftStatus | None
+    pending_write_backs: list[PendingWriteBack]
+
+
+def updated(status: ModelDeploymentStatus, **updates: Unpack[StatusUpdate]) -> ModelDeploymentStatus:
+    """`status` with `updates` applied; the names and types are checked by mypy."""
+    return status.model_copy(update=dict(updates))
+
+
+def changed(
+    status: ModelDeploymentStatus, *events: EventRecord, **updates: Unpack[StatusUpdate]
+) -> Transition:
+    """`status` with `updates` applied, announced by `events`."""
+    return Transition(updated(status, **updates), events)
 
 
 def normal(reason: str, message: str) -> EventRecord:
