@@ -159,7 +159,8 @@ def test_an_alias_that_does_not_exist_is_degraded_naming_it(
     degraded = condition(status, "Degraded")
     assert (degraded["status"], degraded["reason"]) == ("True", "AliasNotFound")
     assert f"registered model {MODEL!r} has no alias 'no-such-alias'" in degraded["message"]
-    assert "AliasNotFound" in reasons(mds, type_="Warning")
+    # The event is posted just after the status is written.
+    wait_for("the AliasNotFound event", lambda: "AliasNotFound" in reasons(mds, type_="Warning"))
     assert mds.deployment("web-stable") is None
 
 
