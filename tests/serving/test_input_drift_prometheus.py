@@ -26,7 +26,8 @@ from modelramp.serving.input_reference import write_reference
 pytestmark = [pytest.mark.prometheus, pytest.mark.timeout(240)]
 
 NAMESPACE = "drift-test"
-WINDOW = "20s"
+# Longer than the whole test: the increase then counts every row sent, however slow the machine.
+WINDOW = "180s"
 ROWS = 3000
 
 
