@@ -108,10 +108,10 @@ class FeatureCounts(StatusModel):
         max_length=MAX_BUCKETS, description="Upper bounds (`le`) of the reference's finite buckets."
     )
     live: list[float] = Field(
-        max_length=MAX_BUCKETS + 1, description="Live rows per bucket, pooled; the last is +Inf."
+        max_length=MAX_BUCKETS, description="Live rows per bucket, pooled; the last is +Inf."
     )
     reference: list[float] = Field(
-        max_length=MAX_BUCKETS + 1, description="Reference (training) rows per bucket; the last is +Inf."
+        max_length=MAX_BUCKETS, description="Reference (training) rows per bucket; the last is +Inf."
     )
 
 
