@@ -555,6 +555,23 @@ class TrafficRouting(ApiModel):
     nginx: NginxRouting | None = Field(default=None, description="Split by an ingress-nginx canary Ingress.")
 
 
+# --- rollback window -----------------------------------------------------------------------------
+
+
+class RollbackWindow(ApiModel):
+    """Fast rollback, like Argo Rollouts' rollbackWindow: going back to a recent stable revision
+    skips the rollout."""
+
+    revisions: int = Field(
+        ge=1,
+        le=10,
+        description=(
+            "How many of the previous stable revisions a rollback may go straight back to: 1 is the "
+            "revision stable just before the current one, 2 also the one before that, and so on."
+        ),
+    )
+
+
 # --- spec ----------------------------------------------------------------------------------------
 
 _ANALYSIS_DEFAULTS_EXIST = "(has(self.analysis) && has(self.analysis.metrics))"
@@ -612,6 +629,15 @@ class ModelDeploymentSpec(ApiModel):
         description=(
             "Checks of the stable model's live traffic that run all the time, e.g. input-drift "
             "against the model's input reference: they set the Drifted condition and never roll back."
+        ),
+    )
+    rollback_window: RollbackWindow | None = Field(
+        default=None,
+        description=(
+            "Fast rollback, like Argo Rollouts' rollbackWindow.revisions: when the spec goes back to a "
+            "revision that was stable within the last `revisions` stable revisions, it becomes stable "
+            "at once, without steps or analysis (a FastRollback event says so). Unset: every new "
+            "revision rolls out through the strategy."
         ),
     )
     paused: bool = Field(

@@ -33,6 +33,7 @@ PauseReason = Literal[
 MAX_MEASUREMENTS = 50
 MAX_ANALYSIS_RUNS = 8
 MAX_CONDITIONS = 8
+MAX_STABLE_HISTORY = 11
 
 Revision = Annotated[str, StringConstraints(max_length=63)]
 ConditionReason = Annotated[
@@ -363,6 +364,14 @@ class ModelDeploymentStatus(StatusModel):
     )
     canary_revision: Revision | None = Field(
         default=None, description="Pod-template hash of the revision being rolled out; absent when none."
+    )
+    stable_history: list[Revision] = Field(
+        default_factory=list,
+        max_length=MAX_STABLE_HISTORY,
+        description=(
+            "Revisions that were stable before stableRevision, each once, newest last (at most "
+            f"{MAX_STABLE_HISTORY}); spec.rollbackWindow goes straight back to the newest of them."
+        ),
     )
     stable_model: ResolvedModel | None = Field(default=None, description="The model served by stable.")
     canary_model: ResolvedModel | None = Field(default=None, description="The model being rolled out.")

@@ -115,6 +115,7 @@ class StatusUpdate(TypedDict, total=False):
     message: str | None
     stable_revision: str | None
     canary_revision: str | None
+    stable_history: list[str]
     stable_model: ResolvedModel | None
     canary_model: ResolvedModel | None
     current_step_index: int | None
