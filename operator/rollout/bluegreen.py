@@ -79,7 +79,8 @@ def advance(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
         if switched:
             return lifecycle.begin_promotion(tick, status)
         if (status.current_step_index or 0) < APPROVED:
-            return _approve(tick, status, "promote --full")
+            # Set by `promote --full` or by a fast rollback (spec.rollbackWindow).
+            return _approve(tick, status, "promoteFull")
     if pause_reasons(status) & ANALYSIS_PAUSES:
         return None
     if switched is not None:

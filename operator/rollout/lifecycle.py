@@ -1,6 +1,7 @@
-"""Transitions every strategy shares: first deploy, start/restart/cancel/retry of a rollout, abort
-and rollback, user pause, analysis verdicts, and promotion (stable takes the canary's template,
-then traffic and the canary go back to stable).
+"""Transitions every strategy shares: first deploy, start/restart/cancel/retry of a rollout, fast
+rollback to a recent stable revision (spec.rollbackWindow), abort and rollback, user pause,
+analysis verdicts, and promotion (stable takes the canary's template, then traffic and the canary
+go back to stable).
 
 Each function is a transition `(Tick, status) -> Transition | None`: None when it doesn't apply.
 """
@@ -8,6 +9,7 @@ Each function is a transition `(Tick, status) -> Transition | None`: None when i
 from __future__ import annotations
 
 from modelramp.operator.api.status import (
+    MAX_STABLE_HISTORY,
     AnalysisRunStatus,
     BlueGreenStatus,
     ModelDeploymentStatus,
@@ -80,14 +82,25 @@ def _fresh_rollout(tick: Tick) -> StatusUpdate:
 
 
 def new_revision(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
-    """The spec names a revision that is neither stable nor rolling out: (re)start from step 0.
-    The runs of the replaced revision are dropped, never inherited (flagger#30)."""
+    """The spec names a revision that is neither stable nor rolling out: (re)start from step 0,
+    or, for a revision within spec.rollbackWindow, promote it fully at once. The runs of the
+    replaced revision are dropped, never inherited (flagger#30)."""
     if tick.desired_revision in (status.stable_revision, status.canary_revision):
         return None
     target = f"revision {tick.desired_revision} ({tick.desired.model.uri})"
     if _never_served(tick, status):
         event = normal("Deploying", f"stable never became Ready: {target} replaces it directly")
         return changed(status, event, **_desired_as_stable(tick))
+    ago = _stable_ago(tick, status)
+    if ago is not None:
+        event = normal(
+            "FastRollback",
+            f"revision {tick.desired_revision} is within rollbackWindow (was stable {ago} "
+            f"revision{'' if ago == 1 else 's'} ago): skipping steps and analysis",
+        )
+        # The strategy's own promote --full path: it already skips every step and analysis.
+        update: StatusUpdate = {**_fresh_rollout(tick), "promote_full": True}
+        return changed(status, event, **update)
     if status.canary_revision is not None and not promoting(status) and not status.abort:
         event = normal(
             "RolloutRestarted", f"{target} replaces revision {status.canary_revision} mid-rollout; restarting"
@@ -97,6 +110,27 @@ def new_revision(tick: Tick, status: ModelDeploymentStatus) -> Transition | None
             "RolloutStarted", f"rolling out {target} over stable revision {status.stable_revision}"
         )
     return changed(status, event, **_fresh_rollout(tick))
+
+
+def _stable_ago(tick: Tick, status: ModelDeploymentStatus) -> int | None:
+    """How many stable revisions ago the desired revision was stable (1: just before the current
+    one), when that is within spec.rollbackWindow; None otherwise."""
+    window = tick.spec.rollback_window
+    if window is None:
+        return None
+    recent = status.stable_history[-window.revisions :]
+    if tick.desired_revision not in recent:
+        return None
+    return len(recent) - recent.index(tick.desired_revision)
+
+
+def _history_after_promotion(status: ModelDeploymentStatus) -> list[str]:
+    """stableHistory once the canary takes over from stable: the outgoing stable is the newest
+    entry and the incoming one leaves it (it is stable now), so each revision is in it once and
+    its position says how many stable revisions ago it served."""
+    outgoing = [status.stable_revision] if status.stable_revision is not None else []
+    kept = [r for r in status.stable_history if r not in (status.stable_revision, status.canary_revision)]
+    return [*kept, *outgoing][-MAX_STABLE_HISTORY:]
 
 
 def _never_served(tick: Tick, status: ModelDeploymentStatus) -> bool:
@@ -218,12 +252,16 @@ def restore_stable_traffic(tick: Tick, status: ModelDeploymentStatus) -> Transit
 
 
 def begin_promotion(tick: Tick, status: ModelDeploymentStatus) -> Transition:
-    """Stable takes the canary's template; traffic stays where it is until stable is Ready."""
+    """Stable takes the canary's template; traffic stays where it is until stable is Ready.
+
+    The outgoing stable goes into stableHistory here, the last moment it is known: from here on
+    the promotion only finishes (abort and cancel no longer apply)."""
     stopped = analyses.stop_runs(tick, status.analysis_runs)
     return changed(
         status,
         normal("Promoting", f"promoting revision {status.canary_revision}: stable takes its template"),
         stable_revision=status.canary_revision,
+        stable_history=_history_after_promotion(status),
         stable_template=tick.desired,
         stable_model=status.canary_model,
         analysis_runs=stopped,
