@@ -153,8 +153,9 @@ def _time(moment: datetime | None) -> str:
 def render_status(
     md: ModelDeployment, events: Sequence[dict[str, Any]] = (), *, verbose: bool = False
 ) -> str:
-    """A readable tree of a rollout: phase, models, steps with the current one marked, analyses,
-    conditions, pending manual requests and the latest events."""
+    """A readable tree of a rollout: phase, models, the rollback window, steps with the current one
+    marked, analyses, conditions, pending manual requests and the latest events; with `verbose`,
+    the stable history and every measurement too."""
     spec, status = md.spec, md.status
     lines = [
         f"{KIND} {md.metadata.namespace}/{md.metadata.name}",
@@ -162,6 +163,9 @@ def render_status(
     ]
     strategy = "canary" if spec.strategy.canary else "blueGreen"
     lines.append(f"  Strategy:  {strategy}, traffic by {_router(md)}")
+    if spec.rollback_window is not None:
+        window = spec.rollback_window.revisions
+        lines.append(f"  Rollback:  fast (no steps, no analysis) to the last {window} stable revision(s)")
     lines.append(f"  Stable:    {_model(status.stable_model, status.stable_revision)}")
     if status.canary_revision:
         lines.append(f"  Canary:    {_model(status.canary_model, status.canary_revision)}")
@@ -170,6 +174,8 @@ def render_status(
     lines.append(f"  Replicas:  {status.ready_replicas}/{status.replicas} ready")
     if spec.paused:
         lines.append("  Paused:    spec.paused=true (modelramp resume to continue)")
+    if verbose:
+        lines += _stable_history(md)
     lines += _steps(md)
     lines += _blue_green(md)
     lines += _analyses(status, verbose)
@@ -215,6 +221,20 @@ def _router(md: ModelDeployment) -> str:
 def _model(model: Any, revision: str | None) -> str:
     uri = model.resolved_uri if model is not None else "-"
     return f"{uri} (revision {revision or '-'})"
+
+
+def _stable_history(md: ModelDeployment) -> list[str]:
+    """The revisions stable before the current one, newest last, marking those a fast rollback
+    reaches."""
+    history, window = md.status.stable_history, md.spec.rollback_window
+    if not history:
+        return []
+    items = []
+    for index, revision in enumerate(history):
+        ago = len(history) - index
+        fast = ", fast rollback" if window is not None and ago <= window.revisions else ""
+        items.append(f"{revision} (stable {ago} revision(s) ago{fast})")
+    return ["  Stable history (newest last):", *_tree(items, "    ")]
 
 
 def _steps(md: ModelDeployment) -> list[str]:
@@ -320,7 +340,7 @@ def status(argv: Sequence[str]) -> int:
         "status",
         "Show a rollout as a tree.",
         _status,
-        verbose="also every measurement with its query",
+        verbose="also the stable history and every measurement with its query",
     )
 
 

@@ -309,3 +309,24 @@ def test_status_shows_the_monitor_verdict_and_pending_write_backs() -> None:
     assert "Monitor:   DRIFTED at 2026-01-02 03:04:05Z; worst: income (PSI 0.41)" in tree
     assert "└─ monitor-aaa (Monitor) Running" in tree
     assert "promoted fraud/3, 2 attempts, next 2026-01-02 03:05:00Z" in tree
+
+
+def test_status_shows_the_rollback_window_and_the_stable_history_when_verbose() -> None:
+    md = ModelDeployment.model_validate(
+        {
+            "metadata": {"name": "web", "namespace": "ns"},
+            "spec": {
+                "model": {"uri": "models:/fraud/3", "format": "mlflow"},
+                "strategy": {"canary": {"steps": [{"setWeight": 20}]}},
+                "rollbackWindow": {"revisions": 2},
+            },
+            "status": {"phase": "Healthy", "stableRevision": "ddd", "stableHistory": ["aaa", "bbb", "ccc"]},
+        }
+    )
+    short, verbose = render_status(md), render_status(md, verbose=True)
+    assert "Rollback:  fast (no steps, no analysis) to the last 2 stable revision(s)" in short
+    assert "aaa" not in short
+    assert verbose.index("├─ aaa (stable 3 revision(s) ago)") < verbose.index(
+        "├─ bbb (stable 2 revision(s) ago, fast rollback)"
+    )
+    assert "└─ ccc (stable 1 revision(s) ago, fast rollback)" in verbose
