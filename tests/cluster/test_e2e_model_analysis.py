@@ -122,28 +122,41 @@ def _weight_of(mds: ModelDeployments, name: str) -> int:
     return int(mds.status(name).get("canaryWeight", 0))
 
 
-def test_real_models_are_promoted_or_rolled_back_on_the_metric_that_broke(
-    harness: Harness, operator: OperatorProcess, mds: ModelDeployments
-) -> None:
-    bodies = {name: _md(name) for name in CANARIES}
+@dataclass
+class Rollouts:
+    """What happened to each ModelDeployment's rollout: the traffic sent, the weights recorded,
+    and when all traffic was back on one track."""
+
+    traffic: dict[str, WeightedTraffic]
+    recorders: dict[str, Recorder]
+    settled_at: dict[str, float]
+
+
+def _roll_out(harness: Harness, mds: ModelDeployments) -> Rollouts:
+    """Deploys every ModelDeployment of the harness on the good model, then rolls its own model
+    out under traffic until each is promoted or rolled back."""
+    names = sorted(harness.models)
+    bodies = {name: _md(name) for name in names}
     for body in bodies.values():
         mds.apply(body)
-    for name in CANARIES:
+    for name in names:
         healthy(mds, name, uri=bodies[name]["spec"]["model"]["uri"])
 
-    traffic = {name: _traffic(harness, mds, name) for name in CANARIES}
-    recorders = {name: Recorder(mds.kube, mds.namespace, name) for name in CANARIES}
-    zero_weight_seen: dict[str, float] = {}
+    rollouts = Rollouts(
+        traffic={name: _traffic(harness, mds, name) for name in names},
+        recorders={name: Recorder(mds.kube, mds.namespace, name) for name in names},
+        settled_at={},
+    )
     with contextlib.ExitStack() as stack:
-        for name in CANARIES:
-            stack.enter_context(recorders[name])
-            traffic[name].start()
-            stack.callback(traffic[name].stop)
-        for name in CANARIES:
+        for name in names:
+            stack.enter_context(rollouts.recorders[name])
+            rollouts.traffic[name].start()
+            stack.callback(rollouts.traffic[name].stop)
+        for name in names:
             mds.apply(with_model(bodies[name], f"file://{harness.models[name]}"))
 
         deadline = time.monotonic() + 600
-        pending = set(CANARIES)
+        pending = set(names)
         while pending and time.monotonic() < deadline:
             for name in sorted(pending):
                 status = mds.status(name)
@@ -152,20 +165,50 @@ def test_real_models_are_promoted_or_rolled_back_on_the_metric_that_broke(
                     and not status.get("canaryRevision")
                     and (status.get("stableModel") or {}).get("uri") == f"file://{harness.models[name]}"
                 ):
-                    zero_weight_seen[name] = time.time()
+                    rollouts.settled_at[name] = time.time()
                     pending.discard(name)
+                    # Its verdict is in: the others' servers get the machine to themselves.
+                    rollouts.traffic[name].halt()
             time.sleep(0.5)
+        for name in sorted(pending):
+            # In full: an assertion's message is cut short in pytest's report.
+            status = mds.status(name)
+            lines = [m.get("message") for m in status.get("measurements", [])]
+            print(name, status.get("message"), *lines, sep="\n  ")
         assert not pending, {
             name: (mds.status(name).get("phase"), mds.status(name).get("message"), _summary(mds.status(name)))
             for name in pending
         }
+    return rollouts
+
+
+# Alone: the good canary is shown within every bound on a quiet machine, as on a node of its own.
+# Beside three more pairs of servers, their load generator and a CPU-bound slow model on 2 cores,
+# either of two servers of the same model ran up to 30 % slower at p95 than the other, by where the
+# scheduler put it, and latency stayed undecided after count 10 about half the time.
+@pytest.mark.parametrize("harness", [["good"]], indirect=True)
+def test_a_good_model_is_promoted_through_every_step(
+    harness: Harness, operator: OperatorProcess, mds: ModelDeployments
+) -> None:
+    rollouts = _roll_out(harness, mds)
 
     promoted = mds.status("good")
     assert promoted["phase"] == "Healthy", (promoted.get("message"), _summary(promoted))
-    assert recorders["good"].status_weights == [0, 25, 50, 0], recorders["good"].status_weights
+    assert rollouts.recorders["good"].status_weights == [0, 25, 50, 0], rollouts.recorders[
+        "good"
+    ].status_weights
     good_runs = promoted["analysisRuns"]
     assert [run["phase"] for run in good_runs] == ["Successful", "Successful"], good_runs
-    assert traffic["good"].sent["canary", 200] > 0
+    decided_after = [{metric["name"]: metric["count"] for metric in run["metrics"]} for run in good_runs]
+    print(f"measurements each metric took to decide, per analysis step: {decided_after}")
+    assert rollouts.traffic["good"].sent["canary", 200] > 0
+
+
+@pytest.mark.parametrize("harness", [list(EXPECTED_FAILING_METRIC)], indirect=True)
+def test_broken_models_are_rolled_back_on_the_metric_that_broke(
+    harness: Harness, operator: OperatorProcess, mds: ModelDeployments
+) -> None:
+    rollouts = _roll_out(harness, mds)
 
     rollback_delays = {}
     for name, metric in EXPECTED_FAILING_METRIC.items():
@@ -181,9 +224,9 @@ def test_real_models_are_promoted_or_rolled_back_on_the_metric_that_broke(
         degraded = {c["type"]: c for c in status["conditions"]}["Degraded"]
         assert degraded["status"] == "True" and metric in degraded["message"], degraded
         first_failure = min(datetime.fromisoformat(m["time"]).timestamp() for m in failed)
-        rollback_delays[name] = round(zero_weight_seen[name] - first_failure, 1)
-    # The canary that worked received real traffic; the broken ones lost it all at once.
-    assert traffic["buggy"].sent["canary", 500] > 0
+        rollback_delays[name] = round(rollouts.settled_at[name] - first_failure, 1)
+    # The broken ones received real traffic, and lost it all at once.
+    assert rollouts.traffic["buggy"].sent["canary", 500] > 0
     print(f"time from first failing measurement to all traffic on stable (s): {rollback_delays}")
 
 

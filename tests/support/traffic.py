@@ -59,8 +59,12 @@ class WeightedTraffic:
         for thread in self._threads:
             thread.start()
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Stops sending without waiting for the senders to finish."""
         self._stop.set()
+
+    def stop(self) -> None:
+        self.halt()
         for thread in self._threads:
             thread.join(timeout=15)
 
