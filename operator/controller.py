@@ -199,6 +199,7 @@ class Controller:
                 measurements=measurements,
                 now=now,
                 config=self.engine_config,
+                model=admission.model,
             )
             out = admission.finish(reconcile(view))
         status = self.registry.queue_write_back(md, out.status, now)
