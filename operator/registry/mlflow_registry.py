@@ -76,8 +76,6 @@ class _Version(Protocol):
     def run_id(self) -> str | None: ...
     @property
     def description(self) -> str | None: ...
-    @property
-    def model_id(self) -> str | None: ...
 
 
 class _RunData(Protocol):
@@ -202,10 +200,10 @@ class MlflowRegistry:
     def _signature(self, found: _Version, what: str) -> str | None:
         """The signature in the MLmodel file of the version's model, when this server serves it."""
         location = found.source
-        # MLflow 3 registers a logged model (source models:/m-...): its files are elsewhere.
-        if found.model_id:
+        model_id = _logged_model_id(location)
+        if model_id:
             logged = self._lineage(
-                f"reading the logged model of {what}", self._store.get_logged_model, found.model_id
+                f"reading the logged model of {what}", self._store.get_logged_model, model_id
             )
             location = logged.artifact_location if logged is not None else None
         parsed = urlparse(location or "")
@@ -278,6 +276,16 @@ class MlflowRegistry:
             password=credentials.password.get_secret_value() if credentials.password else None,
             token=credentials.token.get_secret_value() if credentials.token else None,
         )
+
+
+def _logged_model_id(source: str | None) -> str | None:
+    """MLflow 3 registers a logged model, whose files are elsewhere: the version's source is then
+    `models:/<model id>` (one segment; `models:/name/7` and `models:/name@alias` are versions)."""
+    parsed = urlparse(source or "")
+    model_id = parsed.path.lstrip("/")
+    if parsed.scheme != "models" or not model_id or "/" in model_id or "@" in model_id:
+        return None
+    return model_id
 
 
 def _signature_text(mlmodel: str, what: str) -> str | None:

@@ -80,7 +80,6 @@ class Version:
     source: str | None = f"models:/{MODEL_ID}"
     run_id: str | None = RUN
     description: str | None = "Fraud scorer, trained on 2026-04 transactions."
-    model_id: str | None = MODEL_ID
 
 
 @dataclass(frozen=True)
@@ -240,13 +239,13 @@ def test_a_deleted_run_is_no_error_and_a_version_without_a_run_reads_none(
     gone = FakeStore(runs={})
     assert lineage_of(registry_of(gone)).metrics == {}
 
-    unlogged = FakeStore(version=Version(run_id=None, source="s3://models/fraud/7", model_id=None))
+    unlogged = FakeStore(version=Version(run_id=None, source="s3://models/fraud/7"))
     lineage = lineage_of(registry_of(unlogged))
     assert (lineage.run_id, lineage.metrics, lineage.signature) == (None, {}, None)
     assert unlogged.calls == [("get_model_version_by_alias", "champion")]
 
     # A registry that tells nothing but the number: no lineage at all, rather than an empty one.
-    bare = FakeStore(version=Version(run_id=None, source=None, description=None, model_id=None))
+    bare = FakeStore(version=Version(run_id=None, source=None, description=None))
     assert resolve(URI, registry_of(bare)).as_resolved_model().lineage is None
 
 
@@ -283,10 +282,19 @@ def test_a_version_registered_from_a_run_path_reads_the_mlmodel_at_its_source(
 ) -> None:
     source = f"mlflow-artifacts:/0/{RUN}/artifacts/model"
     store = FakeStore(
-        version=Version(source=source, model_id=None),
+        version=Version(source=source),
         artifacts={f"/0/{RUN}/artifacts/model/MLmodel": MLMODEL},
     )
     assert lineage_of(registry_of(store)).signature == SIGNATURE
+
+
+@pytest.mark.parametrize("source", ["models:/other/3", "models:/other@champion", "runs:/r/model"])
+def test_only_a_logged_model_uri_is_looked_up_as_a_logged_model(
+    registry_of: Callable[[FakeStore], MlflowRegistry], source: str
+) -> None:
+    store = FakeStore(version=Version(source=source))
+    assert lineage_of(registry_of(store)).signature is None
+    assert [call for call, _ in store.calls] == ["get_model_version_by_alias", "get_run"]
 
 
 @pytest.mark.parametrize(
