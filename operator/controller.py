@@ -223,6 +223,7 @@ class Controller:
         self.metrics.observe(
             key, status.phase, status.canary_weight, status.drift.drifted if status.drift else None
         )
+        self.metrics.models(key, status)
         waits = [wait for wait in (out.requeue_after, seconds_until_due(status, now)) if wait is not None]
         return Outcome("changed" if changed or wrote else "unchanged", min(waits, default=None))
 
