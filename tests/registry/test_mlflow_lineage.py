@@ -79,4 +79,5 @@ def test_lookup_reads_run_metrics_card_and_signature_of_a_registered_model(serve
     client.delete_run(run.info.run_id)
     after = resolve(f"models:/{MODEL}@champion", registry).as_resolved_model()
     assert after.version == "1"
-    assert after.lineage is not None and after.lineage.run_id == run.info.run_id
+    assert after.lineage is not None
+    assert (after.lineage.run_id, after.lineage.metrics) == (run.info.run_id, lineage.metrics)
