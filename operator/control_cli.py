@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from modelramp.operator.api import API_VERSION, KIND, ModelDeployment, ModelDeploymentStatus
 from modelramp.operator.api.spec import CanaryStep
-from modelramp.operator.api.status import MetricResult
+from modelramp.operator.api.status import MetricResult, ModelLineage, ResolvedModel
 from modelramp.operator.kube import Kube, KubeError, connect
 from modelramp.operator.rollout.objects import backends_of
 from modelramp.operator.routers.registry import router_for
@@ -153,9 +153,9 @@ def _time(moment: datetime | None) -> str:
 def render_status(
     md: ModelDeployment, events: Sequence[dict[str, Any]] = (), *, verbose: bool = False
 ) -> str:
-    """A readable tree of a rollout: phase, models, the rollback window, steps with the current one
-    marked, analyses, conditions, pending manual requests and the latest events; with `verbose`,
-    the stable history and every measurement too."""
+    """A readable tree of a rollout: phase, models with their lineage, the rollback window, steps
+    with the current one marked, analyses, conditions, pending manual requests and the latest
+    events; with `verbose`, the stable history and every measurement too."""
     spec, status = md.spec, md.status
     lines = [
         f"{KIND} {md.metadata.namespace}/{md.metadata.name}",
@@ -167,8 +167,10 @@ def render_status(
         window = spec.rollback_window.revisions
         lines.append(f"  Rollback:  fast (no steps, no analysis) to the last {window} stable revision(s)")
     lines.append(f"  Stable:    {_model(status.stable_model, status.stable_revision)}")
+    lines += _lineage(status.stable_model, verbose)
     if status.canary_revision:
         lines.append(f"  Canary:    {_model(status.canary_model, status.canary_revision)}")
+        lines += _lineage(status.canary_model, verbose)
     last_set = f" (router at {status.last_set_weight}%)" if status.last_set_weight is not None else ""
     lines.append(f"  Weight:    {status.canary_weight}% canary{last_set}")
     lines.append(f"  Replicas:  {status.ready_replicas}/{status.replicas} ready")
@@ -218,7 +220,7 @@ def _router(md: ModelDeployment) -> str:
     return " ".join([", ".join(wire) or "replicaRatio", ", ".join(str(ref) for ref in objects)]).strip()
 
 
-def _model(model: Any, revision: str | None) -> str:
+def _model(model: ResolvedModel | None, revision: str | None) -> str:
     uri = model.resolved_uri if model is not None else "-"
     return f"{uri} (revision {revision or '-'})"
 
@@ -235,6 +237,29 @@ def _stable_history(md: ModelDeployment) -> list[str]:
         fast = ", fast rollback" if window is not None and ago <= window.revisions else ""
         items.append(f"{revision} (stable {ago} revision(s) ago{fast})")
     return ["  Stable history (newest last):", *_tree(items, "    ")]
+
+
+def _lineage(model: ResolvedModel | None, verbose: bool) -> list[str]:
+    """`version 7, run 5f0c…, source models:/m-…`; with `verbose`, the run's metrics, the
+    signature and the description (the model card) too."""
+    if model is None:
+        return []
+    lineage = model.lineage or ModelLineage()
+    known = (("version", model.version), ("run", lineage.run_id), ("source", lineage.source))
+    summary = ", ".join(f"{label} {value}" for label, value in known if value)
+    items = [summary] if summary else []
+    if verbose:
+        if lineage.metrics:
+            items.append(
+                "metrics: " + ", ".join(f"{name}={value:.4g}" for name, value in lineage.metrics.items())
+            )
+        if lineage.signature:
+            items.append(f"signature: {lineage.signature}")
+        if lineage.description:
+            # A model card is often Markdown over many lines: each keeps its own line, indented.
+            first, *rest = lineage.description.splitlines() or [""]
+            items.append("\n".join([f"description: {first}", *(f"         {line}" for line in rest)]))
+    return _tree(items, "    ")
 
 
 def _steps(md: ModelDeployment) -> list[str]:
@@ -340,7 +365,8 @@ def status(argv: Sequence[str]) -> int:
         "status",
         "Show a rollout as a tree.",
         _status,
-        verbose="also the stable history and every measurement with its query",
+        verbose="also the stable history, every measurement with its query, and each model's metrics, "
+        "signature and card",
     )
 
 

@@ -199,6 +199,7 @@ class Controller:
                 measurements=measurements,
                 now=now,
                 config=self.engine_config,
+                model=admission.model,
             )
             out = admission.finish(reconcile(view))
         status = self.registry.queue_write_back(md, out.status, now)
@@ -222,6 +223,7 @@ class Controller:
         self.metrics.observe(
             key, status.phase, status.canary_weight, status.drift.drifted if status.drift else None
         )
+        self.metrics.models(key, status)
         waits = [wait for wait in (out.requeue_after, seconds_until_due(status, now)) if wait is not None]
         return Outcome("changed" if changed or wrote else "unchanged", min(waits, default=None))
 

@@ -1,7 +1,8 @@
 """The operator's own Prometheus metrics (`--metrics-port`): reconciles, their duration, rollouts by
-phase, the canary weight of each ModelDeployment, how long rollouts took to be promoted or rolled
-back, and the latest value and bound of each analysis metric. Analysis measurements are counted
-by `modelramp.operator.analysis.telemetry` in the same registry.
+phase, the canary weight of each ModelDeployment, the registry version and run each track serves,
+how long rollouts took to be promoted or rolled back, and the latest value and bound of each
+analysis metric. Analysis measurements are counted by `modelramp.operator.analysis.telemetry` in
+the same registry.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Final
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from modelramp.operator.api.status import Measurement, ModelDeploymentStatus, Phase
+from modelramp.operator.api.status import Measurement, ModelDeploymentStatus, Phase, ResolvedModel
 from modelramp.operator.cache import Key
 from modelramp.operator.rollout.outcome import rollout_outcome
 
@@ -72,6 +73,13 @@ class OperatorMetrics:
             ["namespace", "name"],
             registry=registry,
         )
+        self.model_info = Gauge(
+            "modelramp_rollout_model_info",
+            "1 for the registry version and MLflow run each track serves (status.stableModel, and "
+            "status.canaryModel during a rollout); absent for models outside the registry.",
+            ["namespace", "name", "track", "version", "run_id"],
+            registry=registry,
+        )
         labels = ["namespace", "name", "metric"]
         self.measurement_value = Gauge(
             "modelramp_analysis_measurement_value",
@@ -87,6 +95,7 @@ class OperatorMetrics:
         )
         self._phases: dict[Key, str] = {}
         self._metrics: dict[Key, set[str]] = {}
+        self._models: dict[Key, set[tuple[str, str, str]]] = {}
         for phase in PHASES:
             self.rollouts.labels(phase=phase).set(0)
 
@@ -103,6 +112,24 @@ class OperatorMetrics:
         else:
             self._phases[key] = phase
         self._publish_phases()
+
+    def models(self, key: Key, status: ModelDeploymentStatus) -> None:
+        """Publishes the registry version each track serves, with its run (the dashboard links
+        the run to the MLflow UI); a version no longer served is removed."""
+        tracks: dict[str, ResolvedModel | None] = {
+            "stable": status.stable_model,
+            "canary": status.canary_model if status.canary_revision else None,
+        }
+        served = {
+            (track, model.version, (model.lineage.run_id if model.lineage else None) or "")
+            for track, model in tracks.items()
+            if model is not None and model.version is not None
+        }
+        for labels in self._models.get(key, set()) - served:
+            self.model_info.remove(key.namespace, key.name, *labels)
+        for labels in served:
+            self.model_info.labels(key.namespace, key.name, *labels).set(1)
+        self._models[key] = served
 
     def transition(self, old: ModelDeploymentStatus, new: ModelDeploymentStatus, now: datetime) -> None:
         """Records how long the rollout took when the written transition ended it."""
@@ -132,6 +159,8 @@ class OperatorMetrics:
         for gauge in (self.canary_weight, self.drifted):
             with contextlib.suppress(KeyError):
                 gauge.remove(key.namespace, key.name)
+        for labels in self._models.pop(key, set()):
+            self.model_info.remove(key.namespace, key.name, *labels)
         for metric in self._metrics.pop(key, set()):
             for gauge in (self.measurement_value, self.measurement_threshold):
                 with contextlib.suppress(KeyError):

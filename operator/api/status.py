@@ -10,10 +10,12 @@ does with `status.abort` and `status.promoteFull`).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints, field_validator
 
 from modelramp.operator.api.base import ListMapKey, StatusModel
 from modelramp.operator.api.spec import ModelSource, ServingSpec
@@ -57,6 +59,83 @@ class Condition(StatusModel):
     )
 
 
+MAX_LINEAGE_METRICS = 10
+MAX_METRIC_NAME = 250
+MAX_DESCRIPTION = 4096
+MAX_SIGNATURE = 2048
+MAX_SOURCE = 2048
+ELLIPSIS = "…"
+
+
+def _ellipsized(limit: int) -> Callable[[object], object]:
+    """Cuts a longer string to `limit` characters, the last an ellipsis: registry text is shown,
+    not judged, so an overlong description must not fail the resolution that carries it."""
+
+    def cut(value: object) -> object:
+        if isinstance(value, str) and len(value) > limit:
+            return value[: limit - len(ELLIPSIS)] + ELLIPSIS
+        return value
+
+    return cut
+
+
+LineageRunId = Annotated[str, BeforeValidator(_ellipsized(256)), StringConstraints(max_length=256)]
+LineageSource = Annotated[
+    str, BeforeValidator(_ellipsized(MAX_SOURCE)), StringConstraints(max_length=MAX_SOURCE)
+]
+LineageDescription = Annotated[
+    str, BeforeValidator(_ellipsized(MAX_DESCRIPTION)), StringConstraints(max_length=MAX_DESCRIPTION)
+]
+LineageSignature = Annotated[
+    str, BeforeValidator(_ellipsized(MAX_SIGNATURE)), StringConstraints(max_length=MAX_SIGNATURE)
+]
+
+
+class ModelLineage(StatusModel):
+    """Where a registry version came from, as the registry described it when it was pinned.
+
+    Every field is cut to its bound rather than refused: lineage is shown, never acted on, so
+    what a registry says about a version must not stop the version from being rolled out."""
+
+    run_id: LineageRunId | None = Field(default=None, description="The MLflow run that logged the model.")
+    source: LineageSource | None = Field(
+        default=None, description="Where the version's files are, as registered."
+    )
+    description: LineageDescription | None = Field(
+        default=None,
+        description=f"The version's description (its model card), cut to {MAX_DESCRIPTION} characters.",
+    )
+    metrics: dict[Annotated[str, StringConstraints(max_length=MAX_METRIC_NAME)], float] = Field(
+        default_factory=dict,
+        max_length=MAX_LINEAGE_METRICS,
+        description=f"Latest values of the run's metrics, the first {MAX_LINEAGE_METRICS} by name.",
+    )
+    signature: LineageSignature | None = Field(
+        default=None,
+        description=(
+            "The model's input and output schema, when the tracking server serves its MLmodel file "
+            "(proxied artifacts); absent otherwise."
+        ),
+    )
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _first_metrics(cls, metrics: object) -> object:
+        # Sorted so the same run always gives the same status; the API server's JSON has no NaN or
+        # infinity, and MLflow names no metric longer than MAX_METRIC_NAME.
+        if not isinstance(metrics, dict):
+            return metrics
+        kept = sorted(
+            (name, value)
+            for name, value in metrics.items()
+            if isinstance(name, str)
+            and len(name) <= MAX_METRIC_NAME
+            and isinstance(value, int | float)
+            and math.isfinite(value)
+        )
+        return dict(kept[:MAX_LINEAGE_METRICS])
+
+
 class ResolvedModel(StatusModel):
     """A model as served: the requested URI and what it resolved to."""
 
@@ -70,6 +149,9 @@ class ResolvedModel(StatusModel):
     )
     version: str | None = Field(
         default=None, max_length=256, description="Registry version or content digest of the model."
+    )
+    lineage: ModelLineage | None = Field(
+        default=None, description="Registry versions: the run, source, metrics and card behind the version."
     )
 
 

@@ -52,7 +52,6 @@ from modelramp.operator.registry.pinning import (
     engine_view,
     reported_for,
     resolving_status,
-    restore_requested_uri,
 )
 from modelramp.operator.registry.resolver import recorded_model, resolve
 from modelramp.operator.registry.uri import is_registry_uri
@@ -78,7 +77,8 @@ class NoTrackingServer(RegistryError):
 
 class Admission(BaseModel):
     """The gate's answer for one reconcile: either `blocked` (the output to write instead of calling
-    the engine) or the `view` of the ModelDeployment the engine works on."""
+    the engine) or the `view` of the ModelDeployment the engine works on, with the `model` its
+    pinned URI resolved to (`ReconcileInput.model`: the engine records it, lineage included)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -89,15 +89,14 @@ class Admission(BaseModel):
     next_poll_seconds: float | None = None
 
     def finish(self, out: ReconcileOutput) -> ReconcileOutput:
-        """The engine's output as the controller writes it: the pinned models recorded under the
-        requested URI, the alias move announced, and a wake-up when the next poll is due."""
+        """The engine's output as the controller writes it: the alias move announced, and a
+        wake-up when the next poll is due."""
         if self.model is None:
             return out
         events = [_event("Normal", "AliasMoved", self.moved.message)] if self.moved else []
         waits = [delay for delay in (out.requeue_after, self.next_poll_seconds) if delay is not None]
         return out.model_copy(
             update={
-                "status": restore_requested_uri(out.status, self.model),
                 "events": events + out.events,
                 "requeue_after": min(waits, default=None),
             }

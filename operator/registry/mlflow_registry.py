@@ -11,18 +11,30 @@ MLflow's HTTP layer retries a failing call 7 times with exponential backoff (min
 block a reconcile that long, so unless the operator's environment says otherwise a call is tried
 once with a short timeout. Failures become the typed errors of `errors`; their messages name the
 server and the model, never a credential.
+
+Lineage (the run's metrics, the model's signature) is read after the version is found, with the
+same credentials, and is best-effort: a read that fails is logged as the typed error it maps to
+and left out, and the resolution stands. The signature lives in the model's MLmodel file, which
+is only read when the tracking server itself serves the artifacts (`mlflow-artifacts:/`): an
+artifact store the server doesn't proxy (s3://, a path on the server) would need credentials the
+ModelDeployment's Secret doesn't hold.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Final, Protocol
+from collections.abc import Callable
+from typing import Final, Protocol, TypeVar
+from urllib.parse import urlparse
 
+import yaml
 from mlflow.entities.model_registry import ModelVersionTag
-from mlflow.exceptions import MlflowException
+from mlflow.exceptions import MlflowException, get_error_code
+from mlflow.models.signature import ModelSignature
 from mlflow.store.model_registry.rest_store import RestStore
-from mlflow.utils.rest_utils import MlflowHostCreds
+from mlflow.store.tracking.rest_store import RestStore as TrackingRestStore
+from mlflow.utils.rest_utils import MlflowHostCreds, http_request
 
 from modelramp.operator.registry.credentials import RegistryCredentials
 from modelramp.operator.registry.errors import (
@@ -45,6 +57,10 @@ HTTP_DEFAULTS: Final = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQ
 _AUTH_CODES: Final = frozenset({"UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED", "PERMISSION_DENIED"})
 _NOT_FOUND_CODES: Final = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
 _REJECTED_CODES: Final = frozenset({"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_ALREADY_EXISTS"})
+_PROXIED_ARTIFACTS: Final = "mlflow-artifacts"
+_ARTIFACTS_ENDPOINT: Final = "/api/2.0/mlflow-artifacts/artifacts"
+
+T = TypeVar("T")
 
 
 class _Version(Protocol):
@@ -58,10 +74,27 @@ class _Version(Protocol):
     def source(self) -> str | None: ...
     @property
     def run_id(self) -> str | None: ...
+    @property
+    def description(self) -> str | None: ...
+
+
+class _RunData(Protocol):
+    @property
+    def metrics(self) -> dict[str, float]: ...
+
+
+class _Run(Protocol):
+    @property
+    def data(self) -> _RunData: ...
+
+
+class _LoggedModel(Protocol):
+    @property
+    def artifact_location(self) -> str: ...
 
 
 class _Store(Protocol):
-    """The calls of mlflow's registry RestStore used here, typed."""
+    """The calls of mlflow's RestStores used here, typed."""
 
     def get_model_version(self, name: str, version: str) -> _Version: ...
     def get_model_version_by_alias(self, name: str, alias: str) -> _Version: ...
@@ -69,6 +102,38 @@ class _Store(Protocol):
     def get_registered_model(self, name: str) -> object: ...
     def set_model_version_tag(self, name: str, version: str, tag: ModelVersionTag) -> None: ...
     def set_registered_model_alias(self, name: str, alias: str, version: str) -> None: ...
+    def get_run(self, run_id: str) -> _Run: ...
+    def get_logged_model(self, model_id: str) -> _LoggedModel: ...
+    def read_artifact(self, path: str) -> str:
+        """A file of the artifact store the tracking server proxies, by its path there."""
+        ...
+
+
+class _RestStores(RestStore):
+    """MLflow's registry RestStore, plus the tracking-server calls lineage needs, all sending the
+    same credentials (MLflow's artifact repositories would read them from the environment)."""
+
+    def __init__(self, get_host_creds: Callable[[], MlflowHostCreds]) -> None:
+        super().__init__(get_host_creds)  # type: ignore[no-untyped-call]
+        self._tracking = TrackingRestStore(get_host_creds)  # type: ignore[no-untyped-call]
+
+    def get_run(self, run_id: str) -> _Run:
+        run: _Run = self._tracking.get_run(run_id)  # type: ignore[no-untyped-call]
+        return run
+
+    def get_logged_model(self, model_id: str) -> _LoggedModel:
+        model: _LoggedModel = self._tracking.get_logged_model(model_id)
+        return model
+
+    def read_artifact(self, path: str) -> str:
+        endpoint = f"{_ARTIFACTS_ENDPOINT}/{path.lstrip('/')}"
+        response = http_request(self.get_host_creds(), endpoint, "GET")  # type: ignore[no-untyped-call]
+        if response.status_code != 200:
+            raise MlflowException(
+                f"GET {endpoint} answered HTTP {response.status_code}",
+                error_code=get_error_code(response.status_code),  # type: ignore[no-untyped-call]
+            )
+        return str(response.text)
 
 
 class MlflowRegistry:
@@ -79,7 +144,7 @@ class MlflowRegistry:
             os.environ.setdefault(name, value)
         self.tracking_uri = tracking_uri.rstrip("/")
         self._credentials = credentials
-        self._store: _Store = RestStore(self._host_creds)  # type: ignore[no-untyped-call]
+        self._store: _Store = _RestStores(self._host_creds)
 
     def __repr__(self) -> str:
         return f"MlflowRegistry({self.tracking_uri!r})"
@@ -92,11 +157,16 @@ class MlflowRegistry:
             raise self._lookup_error(ref, error) from None
         if found is None:
             raise ModelNotFound(self._where(f"registered model {ref.name!r} has no {ref.describe()}"))
+        name, version = str(found.name), str(found.version)
+        run = self._lineage(f"reading run {found.run_id}", self._store.get_run, found.run_id)
         return ModelVersionInfo(
-            name=str(found.name),
-            version=str(found.version),
+            name=name,
+            version=version,
             source=str(found.source) if found.source else None,
             run_id=str(found.run_id) if found.run_id else None,
+            description=str(found.description) if found.description else None,
+            metrics=dict(run.data.metrics) if run is not None else {},
+            signature=self._signature(found, f"version {version} of {name!r}"),
         )
 
     def write_back(self, plan: WriteBackPlan) -> None:
@@ -126,6 +196,35 @@ class MlflowRegistry:
         # With no stage, MLflow answers the newest version of every stage: `latest` is their max.
         versions = self._store.get_latest_versions(ref.name, stages)
         return max(versions, key=lambda version: int(version.version), default=None)
+
+    def _signature(self, found: _Version, what: str) -> str | None:
+        """The signature in the MLmodel file of the version's model, when this server serves it."""
+        location = found.source
+        model_id = _logged_model_id(location)
+        if model_id:
+            logged = self._lineage(
+                f"reading the logged model of {what}", self._store.get_logged_model, model_id
+            )
+            location = logged.artifact_location if logged is not None else None
+        parsed = urlparse(location or "")
+        # A host in the URI is another server: this one's credentials must not go there.
+        if parsed.scheme != _PROXIED_ARTIFACTS or parsed.netloc:
+            return None
+        text = self._lineage(
+            f"reading the MLmodel file of {what}", self._store.read_artifact, f"{parsed.path}/MLmodel"
+        )
+        return _signature_text(text, what) if text is not None else None
+
+    def _lineage(self, doing: str, read: Callable[[str], T], key: str | None) -> T | None:
+        """`read(key)`, or None when there is no key or the read fails: lineage must never fail
+        the resolution it describes, so the failure is only logged."""
+        if not key:
+            return None
+        try:
+            return read(key)
+        except MlflowException as error:
+            log.warning("%s; left out of the lineage", self._error(error, doing))
+            return None
 
     def _lookup_error(self, ref: RegistryRef, error: MlflowException) -> RegistryError:
         # MLflow answers a missing alias with INVALID_PARAMETER_VALUE; the alias's syntax was
@@ -177,3 +276,28 @@ class MlflowRegistry:
             password=credentials.password.get_secret_value() if credentials.password else None,
             token=credentials.token.get_secret_value() if credentials.token else None,
         )
+
+
+def _logged_model_id(source: str | None) -> str | None:
+    """MLflow 3 registers a logged model, whose files are elsewhere: the version's source is then
+    `models:/<model id>` (one segment; `models:/name/7` and `models:/name@alias` are versions)."""
+    parsed = urlparse(source or "")
+    model_id = parsed.path.lstrip("/")
+    if parsed.scheme != "models" or not model_id or "/" in model_id or "@" in model_id:
+        return None
+    return model_id
+
+
+def _signature_text(mlmodel: str, what: str) -> str | None:
+    """The MLmodel file's signature, as MLflow prints schemas: `inputs: ['x': double (required)]`."""
+    try:
+        document = yaml.safe_load(mlmodel)
+        fields = document.get("signature") if isinstance(document, dict) else None
+        if not isinstance(fields, dict):
+            return None
+        signature = ModelSignature.from_dict(fields)
+    except (yaml.YAMLError, MlflowException, ValueError, KeyError, TypeError) as error:
+        log.warning("the MLmodel file of %s has no signature MLflow can read (%s)", what, error)
+        return None
+    parts = {"inputs": signature.inputs, "outputs": signature.outputs, "params": signature.params}
+    return "; ".join(f"{part}: {schema!r}" for part, schema in parts.items() if schema) or None

@@ -3,10 +3,11 @@
 The engine builds pods from `spec.model.uri` and records what it built in `status.canaryModel` /
 `stableModel`. For a registry URI the glue hands it a view of the ModelDeployment whose URI is the
 pinned version (`engine_view`), so the pods load `models:/fraud/7` and the revision hash changes
-exactly when the pin does; then it puts the requested URI back into the recorded models
-(`restore_requested_uri`), which is how `recorded_model` finds the pin on the next tick. When the
-registry can't resolve a new URI, the engine isn't called: `blocked_status` says why instead;
-before the first (possibly slow) call for a new spec, `resolving_status` says what it waits for.
+exactly when the pin does, together with the resolution itself (`ReconcileInput.model`: requested
+URI, version, lineage), which the engine records; that is how `recorded_model` finds the pin on
+the next tick. When the registry can't resolve a new URI, the engine isn't called:
+`blocked_status` says why instead; before the first (possibly slow) call for a new spec,
+`resolving_status` says what it waits for.
 """
 
 from __future__ import annotations
@@ -29,19 +30,6 @@ def engine_view(md: ModelDeployment, model: ResolvedModel) -> ModelDeployment:
         update={"uri": model.resolved_uri, "follow_alias": False, "registry": registry}
     )
     return md.model_copy(update={"spec": md.spec.model_copy(update={"model": pinned})})
-
-
-def restore_requested_uri(status: ModelDeploymentStatus, model: ResolvedModel) -> ModelDeploymentStatus:
-    """`status` with the models the engine recorded under the pinned URI given back their
-    requested URI and version."""
-    update = {
-        field: model
-        for field in ("stable_model", "canary_model")
-        if (recorded := getattr(status, field)) is not None
-        and recorded.uri == model.resolved_uri
-        and recorded.resolved_uri == model.resolved_uri
-    }
-    return status.model_copy(update=update) if update and model.uri != model.resolved_uri else status
 
 
 def blocked_status(

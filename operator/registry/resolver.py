@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelramp.operator.api.status import ModelDeploymentStatus, ResolvedModel
+from modelramp.operator.api.status import ModelDeploymentStatus, ModelLineage, ResolvedModel
 from modelramp.operator.registry.uri import RegistryRef, is_registry_uri, parse_registry_uri, pinned_uri
 
 if TYPE_CHECKING:
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 
 class ModelVersionInfo(BaseModel):
-    """One registered model version, as the registry describes it."""
+    """One registered model version, as the registry describes it. Only name and version are
+    sure to be there: the rest is lineage, read on a best-effort basis."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -29,6 +30,20 @@ class ModelVersionInfo(BaseModel):
     version: str = Field(pattern=r"^[1-9][0-9]*$")
     source: str | None = Field(default=None, description="where the version's files are")
     run_id: str | None = Field(default=None, description="the run that logged the model")
+    description: str | None = Field(default=None, description="the version's description (model card)")
+    metrics: dict[str, float] = Field(default_factory=dict, description="the run's metrics, latest values")
+    signature: str | None = Field(default=None, description="the model's input and output schema")
+
+    def lineage(self) -> ModelLineage | None:
+        """The status form, cut to the status's bounds; None when the registry told nothing."""
+        lineage = ModelLineage(
+            run_id=self.run_id,
+            source=self.source,
+            description=self.description,
+            metrics=self.metrics,
+            signature=self.signature,
+        )
+        return lineage if lineage != ModelLineage() else None
 
 
 class RegistryResolution(BaseModel):
@@ -46,7 +61,12 @@ class RegistryResolution(BaseModel):
 
     def as_resolved_model(self) -> ResolvedModel:
         """The status form (`status.canaryModel`); the pinned URI is what the pods load."""
-        return ResolvedModel(uri=self.requested_uri, resolved_uri=self.pinned_uri, version=self.found.version)
+        return ResolvedModel(
+            uri=self.requested_uri,
+            resolved_uri=self.pinned_uri,
+            version=self.found.version,
+            lineage=self.found.lineage(),
+        )
 
 
 class ModelRegistry(Protocol):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from modelramp.operator.api.status import ModelDeploymentStatus
+from modelramp.operator.api.status import ModelDeploymentStatus, ResolvedModel
 from modelramp.operator.rollout import analyses, bluegreen, canary, lifecycle, monitor, runs
 from modelramp.operator.rollout.conditions import UNHEALTHY, conditions_for, reason_of
 from modelramp.operator.rollout.describe import describe
@@ -48,6 +48,8 @@ def reconcile(inp: ReconcileInput) -> ReconcileOutput:
         config=inp.config,
         desired=desired,
         desired_revision=revision_of(desired),
+        # A URI outside the registry is its own resolution.
+        desired_model=inp.model or ResolvedModel(uri=desired.model.uri, resolved_uri=desired.model.uri),
         router=router_for(inp.md.spec.traffic_routing, backends_of(inp.md)),
         reads={read.ref: read for read in inp.observed.routing},
     )
@@ -176,9 +178,15 @@ def _objects(tick: Tick, status: ModelDeploymentStatus) -> list[dict[str, Any]]:
     plan = canary.plan_replicas if tick.canary_strategy else bluegreen.plan_replicas
     stable_replicas, canary_replicas = plan(tick, status)
     stable_template = status.stable_template or tick.desired
-    canary_template = tick.desired if status.canary_revision == tick.desired_revision else stable_template
+    rolling_out = status.canary_revision == tick.desired_revision
+    canary_template = tick.desired if rolling_out else stable_template
     stable = get_deployment(
-        tick.md, "stable", stable_template, status.stable_revision or tick.desired_revision, stable_replicas
+        tick.md,
+        "stable",
+        stable_template,
+        status.stable_revision or tick.desired_revision,
+        stable_replicas,
+        model=status.stable_model,
     )
     canary_track = get_deployment(
         tick.md,
@@ -186,6 +194,7 @@ def _objects(tick: Tick, status: ModelDeploymentStatus) -> list[dict[str, Any]]:
         canary_template,
         canary_track_revision(status) or tick.desired_revision,
         canary_replicas,
+        model=status.canary_model if rolling_out else status.stable_model,
     )
     active = tick.router.apex_track(tick.canary_strategy is not None, status.last_set_weight or 0)
     return [stable, canary_track, *get_services(tick.md, active)]

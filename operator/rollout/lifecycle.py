@@ -16,8 +16,6 @@ from modelramp.operator.api.status import (
     PauseCondition,
     PauseReason,
     Phase,
-    ResolvedModel,
-    RevisionTemplate,
 )
 from modelramp.operator.rollout import analyses
 from modelramp.operator.rollout.conditions import conditions_for
@@ -36,16 +34,11 @@ from modelramp.operator.rollout.tick import (
 from modelramp.operator.rollout.traffic import live_weight, ready_for
 
 
-def resolved(template: RevisionTemplate) -> ResolvedModel:
-    # Registry aliases are resolved by the registry glue; a plain URI is its own resolution.
-    return ResolvedModel(uri=template.model.uri, resolved_uri=template.model.uri)
-
-
 def _desired_as_stable(tick: Tick) -> StatusUpdate:
     return {
         "stable_revision": tick.desired_revision,
         "stable_template": tick.desired,
-        "stable_model": resolved(tick.desired),
+        "stable_model": tick.desired_model,
         "last_progress_time": tick.now,
     }
 
@@ -63,7 +56,7 @@ def _fresh_rollout(tick: Tick) -> StatusUpdate:
     """The status fields of a rollout of the desired revision that starts now."""
     return {
         "canary_revision": tick.desired_revision,
-        "canary_model": resolved(tick.desired),
+        "canary_model": tick.desired_model,
         "current_step_index": 0,
         "step_start_time": tick.now,
         "pause_conditions": [],

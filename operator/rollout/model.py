@@ -21,10 +21,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from modelramp.operator.api.resource import ModelDeployment
-from modelramp.operator.api.status import Measurement, ModelDeploymentStatus
+from modelramp.operator.api.status import Measurement, ModelDeploymentStatus, ResolvedModel
 from modelramp.operator.routers.base import ObjectRef, RoutingRead, RoutingWrite
 
 Track = Literal["stable", "canary"]
@@ -99,6 +99,14 @@ class ReconcileInput(BaseModel):
     )
     now: datetime
     config: EngineConfig
+    model: ResolvedModel | None = Field(
+        default=None,
+        description=(
+            "the registry's resolution of the URI the glue pinned md.spec.model.uri to (the requested "
+            "URI, version and lineage), recorded as the desired revision's model; None when the URI "
+            "needs no registry"
+        ),
+    )
 
     @field_validator("now")
     @classmethod
@@ -106,6 +114,14 @@ class ReconcileInput(BaseModel):
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware (UTC)")
         return now
+
+    @model_validator(mode="after")
+    def _model_is_the_pin(self) -> ReconcileInput:
+        if self.model is not None and self.model.resolved_uri != self.md.spec.model.uri:
+            raise ValueError(
+                f"model resolves to {self.model.resolved_uri}, but spec.model.uri is {self.md.spec.model.uri}"
+            )
+        return self
 
 
 class EventRecord(_Frozen):

@@ -4,7 +4,9 @@ Deployments `<name>-stable` and `<name>-canary` (blue-green: active and preview)
 (what clients call), `<name>-stable` and `<name>-canary`. Every object carries an ownerReference
 to the ModelDeployment, so deleting it removes them. Pod labels tell the tracks apart for
 Prometheus (`modelramp.dev/name`, `modelramp.dev/track`, `modelramp.dev/revision`); the selectors
-use only name and track, because a Deployment's selector can never change.
+use only name and track, because a Deployment's selector can never change. Pod annotations name
+the registry version, its run and its source, which never change for a version: the pods of a
+revision get them at their first apply and keep them, so they restart no pod.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import copy
 from typing import Any, Final
 
 from modelramp.operator.api.resource import API_VERSION, KIND, ModelDeployment
-from modelramp.operator.api.status import RevisionTemplate
+from modelramp.operator.api.status import ResolvedModel, RevisionTemplate
 from modelramp.operator.rollout.model import Track
 from modelramp.operator.routers.base import Backends
 
@@ -24,6 +26,9 @@ TRACK_LABEL = "modelramp.dev/track"
 REVISION_LABEL = "modelramp.dev/revision"
 MODEL_URI_ANNOTATION = "modelramp.dev/model-uri"
 REVISION_ANNOTATION = "modelramp.dev/revision"
+MODEL_VERSION_ANNOTATION = "modelramp.dev/model-version"
+MODEL_RUN_ID_ANNOTATION = "modelramp.dev/model-run-id"
+MODEL_SOURCE_ANNOTATION = "modelramp.dev/model-source"
 SERVER_CONTAINER = "server"
 # The serving image runs as 65532 and writes only under $TMPDIR (model downloads, caches), so the
 # container needs no root, no writable image, no capabilities; /tmp is a per-pod emptyDir.
@@ -70,14 +75,22 @@ def get_owner_reference(md: ModelDeployment) -> dict[str, Any]:
 
 
 def get_deployment(
-    md: ModelDeployment, track: Track, template: RevisionTemplate, revision: str, replicas: int
+    md: ModelDeployment,
+    track: Track,
+    template: RevisionTemplate,
+    revision: str,
+    replicas: int,
+    *,
+    model: ResolvedModel | None,
 ) -> Manifest:
-    """The Deployment of one track running `template` with `replicas` pods."""
+    """The Deployment of one track running `template` with `replicas` pods; `model` is what the
+    template's URI resolved to (its version and lineage annotate the pods)."""
     selector = {NAME_LABEL: _name(md), TRACK_LABEL: track}
     pod_metadata = template.serving.pod_template.metadata if template.serving.pod_template else None
     labels = {**(pod_metadata.labels if pod_metadata else {}), **selector, REVISION_LABEL: revision}
     annotations = {
         **(pod_metadata.annotations if pod_metadata else {}),
+        **_lineage_annotations(model),
         MODEL_URI_ANNOTATION: template.model.uri,
         REVISION_ANNOTATION: revision,
     }
@@ -177,6 +190,18 @@ def strategic_merge(base: Any, overlay: Any) -> Any:
             )
         return list(by_name.values())
     return overlay
+
+
+def _lineage_annotations(model: ResolvedModel | None) -> dict[str, str]:
+    # Only what a registry version fixes for good: metrics and the card may be re-read, and a pod
+    # template that changed with them would restart every pod.
+    lineage = model.lineage if model is not None else None
+    values = {
+        MODEL_VERSION_ANNOTATION: model.version if model is not None else None,
+        MODEL_RUN_ID_ANNOTATION: lineage.run_id if lineage is not None else None,
+        MODEL_SOURCE_ANNOTATION: lineage.source if lineage is not None else None,
+    }
+    return {key: value for key, value in values.items() if value}
 
 
 def _named(items: list[Any]) -> bool:

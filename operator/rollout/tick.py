@@ -42,6 +42,8 @@ class Tick:
     config: EngineConfig
     desired: RevisionTemplate
     desired_revision: str
+    # What the desired template's URI resolved to, recorded in status with its lineage.
+    desired_model: ResolvedModel
     router: TrafficRouter
     reads: Reads
 

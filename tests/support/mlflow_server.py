@@ -1,5 +1,7 @@
 """A real MLflow tracking server for tests: `mlflow server` on 127.0.0.1, a free port, sqlite and
 local artifacts under a temp folder, with MLflow's basic-auth app so credentials really matter.
+With `proxied_artifacts` the server stores the artifacts itself and clients reach them through it
+(`mlflow-artifacts:/`), as a server in a cluster usually does.
 
 Starting one takes a while (MLflow imports slowly), so a test module shares one. `stop()` and
 `start()` may be called again to simulate an outage: the database, users and port survive it.
@@ -40,6 +42,7 @@ class MlflowServer:
     workdir: Path
     port: int = field(default_factory=free_port)
     admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    proxied_artifacts: bool = False
     _process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,6 +69,12 @@ class MlflowServer:
             # The job runner starts a dozen worker processes a registry test never uses.
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         }
+        artifacts = self.workdir / "artifacts"
+        storage = (
+            ["--default-artifact-root", "mlflow-artifacts:/", "--artifacts-destination", str(artifacts)]
+            if self.proxied_artifacts
+            else ["--default-artifact-root", str(artifacts)]
+        )
         log = (self.workdir / "mlflow.log").open("ab")
         self._process = subprocess.Popen(
             [
@@ -75,8 +84,7 @@ class MlflowServer:
                 "server",
                 "--backend-store-uri",
                 f"sqlite:///{self.workdir / 'mlflow.db'}",
-                "--default-artifact-root",
-                str(self.workdir / "artifacts"),
+                *storage,
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -125,10 +133,13 @@ class MlflowServer:
 
 
 @contextlib.contextmanager
-def admin_server(workdir: Path) -> Iterator[MlflowServer]:
+def admin_server(workdir: Path, *, proxied_artifacts: bool = False) -> Iterator[MlflowServer]:
     """A running server, with its admin credentials in this process's environment (where
     MlflowClient, and child processes such as the operator, read them) while it runs."""
-    with MlflowServer(workdir) as running, pytest.MonkeyPatch.context() as env:
+    with (
+        MlflowServer(workdir, proxied_artifacts=proxied_artifacts) as running,
+        pytest.MonkeyPatch.context() as env,
+    ):
         env.setenv("MLFLOW_TRACKING_USERNAME", ADMIN_USERNAME)
         env.setenv("MLFLOW_TRACKING_PASSWORD", running.admin_password)
         env.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modelramp.operator.api import ModelDeployment, ModelDeploymentSpec, ModelDeploymentStatus, ObjectMeta
-from modelramp.operator.api.status import Measurement, Verdict
+from modelramp.operator.api.status import Measurement, ResolvedModel, Verdict
 from modelramp.operator.rollout import reconcile
 from modelramp.operator.rollout.model import (
     EngineConfig,
@@ -200,6 +200,8 @@ class World:
     outputs: list[ReconcileOutput] = field(default_factory=list)
     # Called with every output before it is applied (property tests check invariants there).
     check: Callable[[World, ReconcileOutput], None] | None = None
+    # What the registry gate resolved spec.model.uri from (ReconcileInput.model), when it did.
+    registry_model: ResolvedModel | None = None
     _specs: dict[str, ModelDeploymentSpec] = field(default_factory=dict)
 
     @property
@@ -271,6 +273,7 @@ class World:
             measurements=measurements or [],
             now=self.now,
             config=self.config,
+            model=self.registry_model,
         )
 
     def reconcile(

@@ -69,6 +69,9 @@ def metric_names(expr: str) -> set[str]:
 
 def dashboard_queries(node: Any) -> Iterator[str]:
     if isinstance(node, dict):
+        if node.get("type") == "textbox":
+            # A text box's query is the value a user types (an address), not PromQL.
+            return
         for key, value in node.items():
             if key == "expr" and isinstance(value, str):
                 yield value
@@ -119,3 +122,21 @@ def test_alert_rules_only_query_contract_metrics() -> None:
         for rule in group["rules"]:
             unknown = metric_names(rule["expr"]) - series_names(contract())
             assert not unknown, f"{rule['alert']}: not in the metrics contract: {sorted(unknown)}"
+
+
+def test_lineage_run_ids_link_to_the_mlflow_ui_the_user_names() -> None:
+    variables = {v["name"]: v for v in DASHBOARD["templating"]["list"]}
+    assert variables["mlflow_url"]["type"] == "textbox"
+    panel = next(p for p in DASHBOARD["panels"] if p["title"] == "Registry lineage")
+    [target] = panel["targets"]
+    assert re.search(r"max by \([^)]*\brun_id\b[^)]*\) \(modelramp_rollout_model_info\{", target["expr"])
+    links = [
+        link
+        for override in panel["fieldConfig"]["overrides"]
+        if override["matcher"] == {"id": "byName", "options": "run_id"}
+        for prop in override["properties"]
+        if prop["id"] == "links"
+        for link in prop["value"]
+    ]
+    # MLflow's UI opens a run by its id alone (its direct run route), whatever its experiment.
+    assert [link["url"] for link in links] == ["${mlflow_url}/#/runs/${__value.raw}"]

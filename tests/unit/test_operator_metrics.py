@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client import CollectorRegistry
 
-from modelramp.operator.api.status import Measurement, ModelDeploymentStatus, ResolvedModel
+from modelramp.operator.api.status import Measurement, ModelDeploymentStatus, ModelLineage, ResolvedModel
 from modelramp.operator.cache import Key
 from modelramp.operator.metrics import OperatorMetrics
 
@@ -91,3 +91,34 @@ def test_the_latest_measurement_is_published_with_its_bound(
     for series in ("modelramp_analysis_measurement_value", "modelramp_analysis_measurement_threshold"):
         for metric in ("error-rate", "latency-p99"):
             assert sample(registry, series, **{**labels, "metric": metric}) is None
+
+
+def test_each_track_publishes_its_registry_version_and_run_until_it_serves_another(
+    metrics: OperatorMetrics, registry: CollectorRegistry
+) -> None:
+    v7 = ResolvedModel(
+        uri="models:/fraud@champion",
+        resolved_uri="models:/fraud/7",
+        version="7",
+        lineage=ModelLineage(run_id="run-7"),
+    )
+    v8 = ResolvedModel(uri="models:/fraud@champion", resolved_uri="models:/fraud/8", version="8")
+    labels = {"namespace": "ml", "name": "fraud"}
+    rolling = ModelDeploymentStatus(stable_model=v7, canary_model=v8, canary_revision="b")
+    metrics.models(KEY, rolling)
+    series = "modelramp_rollout_model_info"
+    assert sample(registry, series, **labels, track="stable", version="7", run_id="run-7") == 1
+    assert sample(registry, series, **labels, track="canary", version="8", run_id="") == 1
+
+    metrics.models(KEY, ModelDeploymentStatus(stable_model=v8, canary_model=v8))
+    assert sample(registry, series, **labels, track="stable", version="7", run_id="run-7") is None
+    assert sample(registry, series, **labels, track="canary", version="8", run_id="") is None
+    assert sample(registry, series, **labels, track="stable", version="8", run_id="") == 1
+
+    # A model outside the registry has no version to show; a deleted ModelDeployment shows none.
+    metrics.models(Key("ml", "plain"), ROLLING)
+    assert not [
+        s for m in registry.collect() if m.name == series for s in m.samples if s.labels["name"] == "plain"
+    ]
+    metrics.forget(KEY)
+    assert sample(registry, series, **labels, track="stable", version="8", run_id="") is None

@@ -1,4 +1,5 @@
-"""The engine sees the pinned URI; status keeps the requested one; a blocked resolution says why."""
+"""The engine sees the pinned URI; a blocked resolution says why (the status keeping the requested
+URI is in test_registry_lineage.py, with the rest of what the engine records of a resolution)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from datetime import UTC, datetime
 from modelramp.operator.api import ModelDeployment
 from modelramp.operator.api.status import ModelDeploymentStatus, ResolvedModel
 from modelramp.operator.config import OperatorConfig
-from modelramp.operator.registry import AliasNotFound, RegistryUnavailable, recorded_model
-from modelramp.operator.registry.pinning import blocked_status, engine_view, restore_requested_uri
+from modelramp.operator.registry import AliasNotFound, RegistryUnavailable
+from modelramp.operator.registry.pinning import blocked_status, engine_view
 from modelramp.operator.rollout.revision import revision_of, template_of
 
 NOW = datetime(2026, 5, 9, 12, 0, tzinfo=UTC)
@@ -41,17 +42,6 @@ def test_the_engine_builds_from_the_pin_and_only_the_pin_makes_a_revision() -> N
     assert revision(view) != revision(engine_view(md, V8))
     toggled = deployment(registry={"trackingUri": "http://mlflow:5000", "writeBack": {"alias": "production"}})
     assert revision(engine_view(toggled, V7)) == revision(view)
-
-
-def test_recorded_models_get_their_requested_uri_back() -> None:
-    engine_recorded = ResolvedModel(uri="models:/fraud/7", resolved_uri="models:/fraud/7")
-    other = ResolvedModel(uri="s3://b/m.pt", resolved_uri="s3://b/m.pt")
-    status = restore_requested_uri(
-        ModelDeploymentStatus(stable_model=other, canary_model=engine_recorded), V7
-    )
-    assert status.canary_model == V7
-    assert status.stable_model == other
-    assert recorded_model(URI, status) == V7
 
 
 def test_a_blocked_resolution_waits_or_degrades_with_the_reason() -> None:

@@ -23,7 +23,7 @@ def md(**serving: Any) -> ModelDeployment:
 
 def deployment(model: ModelDeployment, replicas: int = 3) -> dict[str, Any]:
     template = template_of(model.spec, CONFIG)
-    return get_deployment(model, "canary", template, revision_of(template), replicas)
+    return get_deployment(model, "canary", template, revision_of(template), replicas, model=None)
 
 
 def test_deployment_names_labels_and_owner() -> None:
