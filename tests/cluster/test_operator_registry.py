@@ -82,6 +82,13 @@ def model_of(status: dict[str, Any], track: str) -> dict[str, Any]:
     return status.get(f"{track}Model") or {}
 
 
+def pinned(status: dict[str, Any], track: str) -> dict[str, Any]:
+    """The track's model without its lineage, which must name the registered version's run."""
+    model = dict(model_of(status, track))
+    assert (model.pop("lineage", None) or {}).get("runId"), model_of(status, track)
+    return model
+
+
 def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
     return next(c for c in status["conditions"] if c["type"] == type_)
 
@@ -111,7 +118,7 @@ def test_alias_is_pinned_followed_to_a_new_version_and_the_promotion_written_bac
     first = mds.wait_status(
         "web", "Healthy on version 1", lambda s: s.get("phase") == "Healthy" and "stableModel" in s, 90
     )
-    assert model_of(first, "stable") == {"uri": CHAMPION, "resolvedUri": PINNED["1"], "version": "1"}
+    assert pinned(first, "stable") == {"uri": CHAMPION, "resolvedUri": PINNED["1"], "version": "1"}
     stable_env = container_env(mds, "web-stable")
     assert stable_env["MODELRAMP_MODEL_URI"] == PINNED["1"]
     assert stable_env["MLFLOW_TRACKING_URI"] == server.url
@@ -123,7 +130,7 @@ def test_alias_is_pinned_followed_to_a_new_version_and_the_promotion_written_bac
         lambda s: s.get("phase") == "Paused" and model_of(s, "canary").get("resolvedUri") == PINNED["2"],
         60,
     )
-    assert model_of(moving, "canary") == {"uri": CHAMPION, "resolvedUri": PINNED["2"], "version": "2"}
+    assert pinned(moving, "canary") == {"uri": CHAMPION, "resolvedUri": PINNED["2"], "version": "2"}
     assert model_of(moving, "stable")["resolvedUri"] == PINNED["1"]
     assert moving["canaryWeight"] == 50 and replicas(mds, "web-canary") == 1
     assert container_env(mds, "web-canary")["MODELRAMP_MODEL_URI"] == PINNED["2"]
