@@ -24,7 +24,6 @@ from modelramp.operator.registry.resolver import (
     RegistryResolution,
     recorded_model,
     resolve,
-    unresolved_model,
 )
 from modelramp.operator.registry.uri import (
     AliasRef,
@@ -66,5 +65,4 @@ __all__ = [
     "plan_write_back",
     "recorded_model",
     "resolve",
-    "unresolved_model",
 ]

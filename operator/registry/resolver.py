@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelramp.operator.api.status import ModelDeploymentStatus, ModelLineage, ResolvedModel
-from modelramp.operator.registry.uri import RegistryRef, is_registry_uri, parse_registry_uri, pinned_uri
+from modelramp.operator.registry.uri import RegistryRef, parse_registry_uri, pinned_uri
 
 if TYPE_CHECKING:
     from modelramp.operator.registry.writeback import WriteBackPlan
@@ -85,13 +85,6 @@ def resolve(uri: str, registry: ModelRegistry) -> RegistryResolution:
     """Resolves a `models:/` URI through `registry` (InvalidModelUri for anything else)."""
     ref = parse_registry_uri(uri)
     return RegistryResolution(requested_uri=uri, reference=ref.describe(), found=registry.lookup(ref))
-
-
-def unresolved_model(uri: str) -> ResolvedModel:
-    """A URI that needs no registry (s3://, runs:/, file://...) serves as it is."""
-    if is_registry_uri(uri):
-        raise ValueError(f"{uri!r} must be resolved through the registry first")
-    return ResolvedModel(uri=uri, resolved_uri=uri)
 
 
 def recorded_model(uri: str, status: ModelDeploymentStatus) -> ResolvedModel | None:
