@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 
 .PHONY: help venv
 help:
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
 
 venv: $(VENV)/.synced ## create .venv from uv.lock
 $(VENV)/.synced: pyproject.toml uv.lock hack/venv.sh

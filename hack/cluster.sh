@@ -16,6 +16,9 @@ gateway_api_version=v1.4.0
 # Istio's API module (istio.io/api) carries the CRDs istioctl installs; its networking.istio.io ones
 # (VirtualService, DestinationRule, ...) are what the Istio router reads and writes.
 istio_api_version=v1.28.0
+# The Gateway API Inference Extension's module carries its v1 InferencePool CRD (the gatewayAPI
+# router's `inferencePools` backends).
+inference_extension_version=v1.6.2
 # Cluster state lives beside the checkout so two clones never share (or delete) one cluster.
 export KWOK_WORKDIR="$root/.cache/kwok"
 kubeconfig=${MODELRAMP_KUBECONFIG:-$root/.cache/kubeconfig}
@@ -44,22 +47,29 @@ components_running() {
   for pid in "$KWOK_WORKDIR/clusters/$name/pids/"*.pid; do kill -0 "$(cat "$pid")" 2>/dev/null || return 1; done
 }
 
+# Where the Go module proxy's copy of a module (path@version) is unpacked.
+module_dir() {
+  (cd "$root/hack/kwok" && GOTOOLCHAIN=local GOFLAGS=-mod=mod go mod download -json "$1") |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'
+}
+
 gateway_api_crds() {
-  local dir
-  dir=$(cd "$root/hack/kwok" && GOTOOLCHAIN=local GOFLAGS=-mod=mod \
-    go mod download -json "sigs.k8s.io/gateway-api@$gateway_api_version" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
-  echo "$dir/config/crd/standard"
+  echo "$(module_dir "sigs.k8s.io/gateway-api@$gateway_api_version")/config/crd/standard"
 }
 
 # The networking.istio.io CRDs of istio.io/api, without the rest of Istio's (one YAML stream).
 istio_crds() {
   local dir
-  dir=$(cd "$root/hack/kwok" && GOTOOLCHAIN=local GOFLAGS=-mod=mod \
-    go mod download -json "istio.io/api@$istio_api_version" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  dir=$(module_dir "istio.io/api@$istio_api_version")
   awk 'BEGIN { RS = "\n---\n"; ORS = "\n---\n" } /\n  group: networking\.istio\.io\n/' \
     "$dir/kubernetes/customresourcedefinitions.gen.yaml"
+}
+
+# The inference.networking.k8s.io/v1 InferencePool CRD (the module also has x-k8s.io alpha ones).
+inference_pool_crd() {
+  local dir
+  dir=$(module_dir "sigs.k8s.io/gateway-api-inference-extension@$inference_extension_version")
+  echo "$dir/config/crd/bases/inference.networking.k8s.io_inferencepools.yaml"
 }
 
 up() {
@@ -89,6 +99,7 @@ up() {
   fi
   kubectl apply --server-side -f "$(gateway_api_crds)" >/dev/null
   istio_crds | kubectl apply --server-side -f - >/dev/null
+  kubectl apply --server-side -f "$(inference_pool_crd)" >/dev/null
   kubectl wait --for=condition=Ready node --all --timeout=60s >/dev/null
   kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
   # Pods need the default ServiceAccount, which the controller-manager creates asynchronously.

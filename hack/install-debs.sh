@@ -3,8 +3,8 @@
 # so a fresh machine sets itself up and a set-up one pays one dpkg-query per package.
 #   hack/install-debs.sh PACKAGE...
 # The package index is refreshed only when it is absent or an install fails against it (a stale
-# index names .debs the mirror no longer has). Packages that ship a service (prometheus,
-# containerd) are installed without starting it: tests and hack/node.sh run their own processes.
+# index names .debs the mirror no longer has). Packages that ship a service (containerd)
+# are installed without starting it: hack/node.sh runs its own processes.
 set -euo pipefail
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 

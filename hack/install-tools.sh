@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the developer tools the tests run (helm, actionlint from the Go module proxy; argocd-lua,
-# our Argo CD Lua runner, from hack/argocd-lua against Argo CD's modules) into a version-keyed
-# cache outside git, so a second run is free and a version bump (or a changed runner) rebuilds.
+# Builds the tools the tests run (helm, actionlint, Prometheus from the Go module proxy; argocd-lua,
+# our Argo CD Lua runner, from hack/argocd-lua against Argo CD's modules; Traefik through the
+# wrapper module hack/traefik) into a version-keyed cache outside git, so a second run is free and
+# a version bump (or a changed runner or wrapper) rebuilds.
 #   hack/install-tools.sh [TOOL...]          build what is missing, print each binary's path
 #   hack/install-tools.sh --check TOOL...    build nothing; print paths, exit 1 naming what is missing
 set -euo pipefail
@@ -11,14 +12,32 @@ declare -A module=(
   [helm]=helm.sh/helm/v3/cmd/helm
   [actionlint]=github.com/rhysd/actionlint/cmd/actionlint
   [argocd-lua]=local:argocd-lua
+  [prometheus]=github.com/prometheus/prometheus/cmd/prometheus
+  [traefik]=local:traefik:github.com/traefik/traefik/v3/cmd/traefik
 )
 # argocd-lua: the Argo CD version it links, and a digest of its sources (so an edit rebuilds).
 argocd_version=$(grep -oP '^\s*(require\s+)?github.com/argoproj/argo-cd/v3 \Kv[0-9.]+' "$here/argocd-lua/go.mod")
 argocd_sources=$(cat "$here"/argocd-lua/{go.mod,go.sum,main.go} | sha256sum | cut -c1-12)
+# Traefik: the version its wrapper module requires, and a digest of the wrapper (its replaces).
+traefik_version=$(grep -oP '^\s*(require\s+)?github.com/traefik/traefik/v3 \Kv[0-9.]+' "$here/traefik/go.mod")
+traefik_sources=$(cat "$here"/traefik/{go.mod,go.sum} | sha256sum | cut -c1-12)
 declare -A version=(
   [helm]=v3.21.4
   [actionlint]=v1.7.12
   [argocd-lua]="$argocd_version-$argocd_sources"
+  # Prometheus 3.16.0 (its Go module's versions are v0.<major><minor>.<patch>).
+  [prometheus]=v0.316.0
+  [traefik]="$traefik_version-$traefik_sources"
+)
+# Prometheus with only the service discovery the tests use (static, file and http are built in;
+# Kubernetes pods for the real node): the other 25 mechanisms' cloud SDKs would triple the build.
+declare -A tags=(
+  [prometheus]="remove_all_sd,enable_kubernetes_sd"
+)
+# The make target that builds each tool, for --check's hint (the rest: `make tools`).
+declare -A make_target=(
+  [prometheus]=prometheus
+  [traefik]=traefik
 )
 cache="${MODELRAMP_CACHE:-$HOME/.cache/modelramp}"
 
@@ -43,6 +62,11 @@ ldflags() {
       echo "$ld"
       ;;
     actionlint) echo "-s -w -X github.com/rhysd/actionlint.version=${version[actionlint]}" ;;
+    prometheus)
+      local v=${version[prometheus]#v0.}
+      echo "-s -w -X github.com/prometheus/common/version.Version=$((10#${v%%.*} / 100)).$((10#${v%%.*} % 100)).${v#*.}"
+      ;;
+    traefik) echo "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$traefik_version" ;;
     *) echo "-s -w" ;;
   esac
 }
@@ -56,11 +80,14 @@ build() {
   local scratch
   scratch=$(mktemp -d "$out/.build.XXXXXX")
   if [[ ${module[$tool]} == local:* ]]; then
-    (cd "$here/${module[$tool]#local:}" && GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly \
-      go build -trimpath -ldflags "$(ldflags "$tool")" -o "$scratch/$tool" .)
+    # local:DIR builds DIR's main package; local:DIR:PACKAGE a package DIR's module requires.
+    local spec=${module[$tool]#local:} package=.
+    [[ $spec == *:* ]] && package=${spec#*:}
+    (cd "$here/${spec%%:*}" && GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly \
+      go build -trimpath -tags "${tags[$tool]:-}" -ldflags "$(ldflags "$tool")" -o "$scratch/$tool" "$package")
   else
     GOTOOLCHAIN=local CGO_ENABLED=0 GOBIN="$scratch" \
-      go install -trimpath -ldflags "$(ldflags "$tool")" "${module[$tool]}@${version[$tool]}"
+      go install -trimpath -tags "${tags[$tool]:-}" -ldflags "$(ldflags "$tool")" "${module[$tool]}@${version[$tool]}"
   fi
   mv "$scratch/$tool" "$(binary "$tool")"
   rmdir "$scratch"
@@ -78,7 +105,7 @@ for tool in "${tools[@]}"; do
   fi
   if [ ! -x "$(binary "$tool")" ]; then
     if [ "$check" = 1 ]; then
-      echo "install-tools: $tool ${version[$tool]} is not built; run 'make tools'" >&2
+      echo "install-tools: $tool ${version[$tool]} is not built; run 'make ${make_target[$tool]:-tools}'" >&2
       status=1
       continue
     fi

@@ -114,16 +114,24 @@ EOF
 EOF
 }
 
-# cert NAME CN ORG PKI_DIR SERVER: a client certificate signed by the cluster's CA, and a kubeconfig using it.
-cert() {
-  local name=$1 cn=$2 org=$3 pki=$4 server=$5 dir="$state/pki"
+# sign NAME CN ORG PKI_DIR EXTENSIONS: a key and a certificate signed by the cluster's CA, kept
+# while the CA still verifies it.
+sign() {
+  local name=$1 cn=$2 org=$3 pki=$4 extensions=$5 dir="$state/pki"
   mkdir -p "$dir"
   if [ ! -s "$dir/$name.crt" ] || ! openssl verify -CAfile "$pki/ca.crt" "$dir/$name.crt" >/dev/null 2>&1; then
     openssl req -new -newkey rsa:2048 -nodes -keyout "$dir/$name.key" -subj "/O=$org/CN=$cn" \
       -out "$dir/$name.csr" 2>/dev/null
+    printf '%s\n' "$extensions" >"$dir/$name.ext"
     openssl x509 -req -in "$dir/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
-      -days 365 -out "$dir/$name.crt" 2>/dev/null
+      -days 365 -extfile "$dir/$name.ext" -out "$dir/$name.crt" 2>/dev/null
   fi
+}
+
+# cert NAME CN ORG PKI_DIR SERVER: a client certificate signed by the cluster's CA, and a kubeconfig using it.
+cert() {
+  local name=$1 cn=$2 org=$3 pki=$4 server=$5 dir="$state/pki"
+  sign "$name" "$cn" "$org" "$pki" "extendedKeyUsage=clientAuth"
   cat >"$state/$name.kubeconfig" <<EOF
 apiVersion: v1
 kind: Config
@@ -150,6 +158,8 @@ authentication:
   webhook: {enabled: true}
   x509: {clientCAFile: "$1/ca.crt"}
 authorization: {mode: Webhook}
+tlsCertFile: "$state/pki/kubelet-serving.crt"
+tlsPrivateKeyFile: "$state/pki/kubelet-serving.key"
 registerNode: true
 # Only pods that ask for the real node land on it; the cluster tests' pods stay on the kwok fakes.
 registerWithTaints: [{key: modelramp.dev/node, value: real, effect: NoSchedule}]
@@ -211,6 +221,10 @@ up() {
   "$root/hack/images.sh" "$sock" pause base
   cert kubelet "system:node:$node" system:nodes "$pki" "$server"
   cert kube-proxy system:kube-proxy system:node-proxier "$pki" "$server"
+  # The kubelet's serving certificate, for the address the API server dials when it proxies
+  # kubectl logs, exec and port-forward (hack/cluster/kwokctl.yaml: it checks it against the CA).
+  sign kubelet-serving "system:node:$node" system:nodes "$pki" \
+    "$(printf 'subjectAltName=IP:%s,DNS:%s\nextendedKeyUsage=serverAuth' "$node_ip" "$node")"
   kubelet_config "$pki"
   # Something was not right (or this is another cluster, with another CA and port): the node's
   # processes start afresh; containerd and the pods it runs stay.

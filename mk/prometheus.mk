@@ -1,9 +1,10 @@
-# Prometheus for the analysis and e2e tests: Debian's binary; each test starts its own server on a
-# free 127.0.0.1 port with a temporary config and data dir (tests/support/prometheus.py).
+# Prometheus for the analysis and e2e tests, built from its Go module with Kubernetes service
+# discovery (hack/install-tools.sh; Debian's 2.42 has none); each test starts its own server on a
+# free port with a temporary config and data dir (tests/support/prometheus.py).
 .PHONY: prometheus test-prometheus
 
-prometheus: ## install Debian's prometheus if it is missing (needs root or sudo)
-	hack/install-debs.sh prometheus
+prometheus: ## build Prometheus (once per version) into $(MODELRAMP_CACHE)/bin
+	hack/install-tools.sh prometheus >/dev/null
 
 test-deps: prometheus
 

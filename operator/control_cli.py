@@ -10,6 +10,7 @@ anything: the operator does, on its next reconcile.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -19,8 +20,9 @@ import kubernetes
 from pydantic import ValidationError
 
 from modelramp.operator.api import API_VERSION, KIND, ModelDeployment, ModelDeploymentStatus
+from modelramp.operator.api.abtest import VariantStatus
 from modelramp.operator.api.spec import CanaryStep
-from modelramp.operator.api.status import MetricResult, ModelLineage, ResolvedModel
+from modelramp.operator.api.status import MetricResult, ModelLineage, PairedCounts, ResolvedModel, TestOutcome
 from modelramp.operator.kube import Kube, KubeError, connect
 from modelramp.operator.rollout.objects import backends_of
 from modelramp.operator.routers.registry import router_for
@@ -92,6 +94,9 @@ def _promote(kube: Kube, namespace: str, name: str, args: argparse.Namespace) ->
         _patch_status(kube, body, {"promoteFull": True})
         return f"{namespace}/{name}: full promotion requested (remaining steps and analyses skipped)"
     _patch_status(kube, body, {"promote": True})
+    winner = ((body.get("status") or {}).get("abTest") or {}).get("winner")
+    if winner:
+        return f"{namespace}/{name}: promotion of the A/B test's winner, {winner}, requested"
     return f"{namespace}/{name}: promotion requested (the current pause or step ends)"
 
 
@@ -138,8 +143,13 @@ def _step_text(step: CanaryStep) -> str:
         return f"setWeight {step.set_weight}%"
     if step.pause is not None:
         return f"pause {step.pause.duration}" if step.pause.duration else "pause (until promoted)"
-    names = [m.name for m in (step.analysis.metrics or [])] if step.analysis else []
-    return f"analysis [{', '.join(names)}]" if names else "analysis [spec.analysis.metrics]"
+    analysis = step.shadow.analysis if step.shadow else step.analysis
+    names = [m.name for m in (analysis.metrics or [])] if analysis else []
+    metrics = f"[{', '.join(names)}]" if names else "[spec.analysis.metrics]"
+    if step.shadow is not None:
+        up_to = f", up to {step.shadow.duration}" if step.shadow.duration else ""
+        return f"shadow {step.shadow.percent}% of stable's requests{up_to}, judged on the pairs {metrics}"
+    return f"analysis {metrics}"
 
 
 def _tree(lines: Sequence[str], indent: str = "  ") -> list[str]:
@@ -161,7 +171,7 @@ def render_status(
         f"{KIND} {md.metadata.namespace}/{md.metadata.name}",
         f"  Phase:     {status.phase or 'Unknown'}" + (f"  ({status.message})" if status.message else ""),
     ]
-    strategy = "canary" if spec.strategy.canary else "blueGreen"
+    strategy = "canary" if spec.strategy.canary else "abTest" if spec.strategy.ab_test else "blueGreen"
     lines.append(f"  Strategy:  {strategy}, traffic by {_router(md)}")
     if spec.rollback_window is not None:
         window = spec.rollback_window.revisions
@@ -172,7 +182,8 @@ def render_status(
         lines.append(f"  Canary:    {_model(status.canary_model, status.canary_revision)}")
         lines += _lineage(status.canary_model, verbose)
     last_set = f" (router at {status.last_set_weight}%)" if status.last_set_weight is not None else ""
-    lines.append(f"  Weight:    {status.canary_weight}% canary{last_set}")
+    if spec.strategy.ab_test is None:
+        lines.append(f"  Weight:    {status.canary_weight}% canary{last_set}")
     lines.append(f"  Replicas:  {status.ready_replicas}/{status.replicas} ready")
     if spec.paused:
         lines.append("  Paused:    spec.paused=true (modelramp resume to continue)")
@@ -180,6 +191,7 @@ def render_status(
         lines += _stable_history(md)
     lines += _steps(md)
     lines += _blue_green(md)
+    lines += _ab_test(md)
     lines += _analyses(status, verbose)
     lines += _monitor(status)
     if status.pending_write_backs:
@@ -296,6 +308,44 @@ def _blue_green(md: ModelDeployment) -> list[str]:
     return ["  Blue-green:", *_tree(items, "    ")]
 
 
+def _ab_test(md: ModelDeployment) -> list[str]:
+    """The test's state, then one line per variant: its share, value, effect against control
+    with its bounds, the test and the decision."""
+    strategy, test = md.spec.strategy.ab_test, md.status.ab_test
+    if strategy is None or test is None:
+        return []
+    key = (
+        f"header {strategy.assignment.header}"
+        if strategy.assignment.header
+        else f"cookie {strategy.assignment.cookie}"
+    )
+    head = (
+        f"  A/B test:  {test.id} {test.phase}, users by {key} (salt {test.salt}); {strategy.metric.name}; "
+        f"{test.windows} windows, {test.interim_looks} early looks, final look {_time(test.ends_at)}"
+    )
+    lines = [head, *_tree([variant_line(variant) for variant in test.variants], "    ")]
+    if test.winner is not None:
+        held = " (held: modelramp promote takes it)" if test.phase == "Decided" else ""
+        lines.append(f"  Winner:    {test.winner}{held}")
+    if test.message:
+        lines.append(f"  Decision:  {test.message}")
+    return lines
+
+
+def variant_line(variant: VariantStatus) -> str:
+    """`candidate 30% 0.135 (135/1000), +0.035 [+0.0059, +0.064] at 99.8%, fisher-exact p=0.00035
+    (alpha 0.0021, spent 0.0063): Better`"""
+    value = "n/a" if variant.value is None else f"{variant.value:.4g}"
+    line = f"{variant.name} {variant.weight}% {value} ({variant.count:.0f}/{variant.total:.0f})"
+    if variant.effect is not None and variant.lower is not None and variant.upper is not None:
+        confidence = f" at {variant.confidence:.1%}" if variant.confidence is not None else ""
+        line += f", {variant.effect:+.3g} [{variant.lower:+.3g}, {variant.upper:+.3g}]{confidence}"
+    if variant.p_value is not None:
+        budget = f"alpha {variant.alpha:.2g}, spent {variant.alpha_spent:.2g}"
+        line += f", {variant.test} p={variant.p_value:.2g} ({budget})"
+    return f"{line}: {variant.decision}"
+
+
 def _analyses(status: ModelDeploymentStatus, verbose: bool) -> list[str]:
     """One line per run and one per metric (what decided it, on how much evidence); with
     `verbose`, each metric's measurements with their queries too."""
@@ -349,11 +399,33 @@ def _metric_line(result: MetricResult) -> str:
     value = f"{test.value:.3g}" if test.value is not None else "n/a"
     bound = f" vs bound {test.bound:.3g}" if test.bound is not None else ""
     more = f"; ~{test.more_canary_samples} more canary samples needed" if test.more_canary_samples else ""
+    paired = result.evidence.paired if result.evidence else None
+    samples = (
+        _paired_samples(test, paired)
+        if paired is not None
+        else f"{test.canary_samples:.0f}/{test.stable_samples:.0f} canary/stable samples"
+    )
     return (
         f"{head} — {test.decision}: {test.effect} {value}{interval}{bound}; {test.test} p={test.p_value:.2g} "
-        f"(alpha {test.alpha:.2g}, spent {test.alpha_spent:.2g}); "
-        f"{test.canary_samples:.0f}/{test.stable_samples:.0f} canary/stable samples{more}"
+        f"(alpha {test.alpha:.2g}, spent {test.alpha_spent:.2g}); {samples}{more}"
     )
+
+
+def _paired_samples(test: TestOutcome, paired: PairedCounts) -> str:
+    """A shadow step's evidence: the same requests answered by both tracks, and where they differed."""
+    pairs = f"{test.canary_samples:.0f} requests answered by both"
+    if test.test == "mcnemar-exact":
+        alone = (
+            f"{paired.canary_only:.0f} failed by the canary alone, {paired.stable_only:.0f} by stable alone"
+        )
+        return f"{pairs}; {alone}"
+    if test.test == "wilcoxon-signed-rank" and test.statistic is not None:
+        return f"{pairs}; the canary slower on {test.statistic:.0%} of them"
+    if paired.joint:
+        size = round(math.sqrt(len(paired.joint)))
+        off = sum(v for i, v in enumerate(paired.joint) if i // size != i % size)
+        return f"{test.canary_samples:.0f} rows scored by both; {off:.0f} in another bucket than stable's"
+    return pairs
 
 
 # --- entry points (modelramp.cli dispatches here) --------------------------------------------------

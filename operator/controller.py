@@ -3,7 +3,7 @@
 A reconcile observes (the ModelDeployment and its owned objects from the watch cache, the
 objects its traffic router reads from the API server), takes the analysis measurements that are
 due, asks the pure engine (`rollout.reconcile`) what to do, and does it: apply the owned objects,
-make the router's writes, delete, write status, post Events. It holds only the router interface
+delete, write status and post its Events, then make the router's writes. It holds only the router interface
 (`routers.base.TrafficRouter`): what to read and what to write are the router's. It writes
 nothing when nothing changed: a manifest whose hash the live object already carries is not
 applied again, the router asks for no write when it already gives the traffic wanted, and status
@@ -29,11 +29,14 @@ from typing import Any, Final, Literal, NamedTuple
 import kopf
 from pydantic import ValidationError
 
+from modelramp.operator.analysis import ab_queries
+from modelramp.operator.analysis.ab_judging import window_due
 from modelramp.operator.analysis.context import RolloutContext
 from modelramp.operator.analysis.providers import ProviderCache
 from modelramp.operator.analysis.scheduling import due_metrics
 from modelramp.operator.analysis.telemetry import AnalysisTelemetry
 from modelramp.operator.api import (
+    ABWindow,
     AnalysisRunStatus,
     EffectiveMetric,
     Measurement,
@@ -48,7 +51,7 @@ from modelramp.operator.kube import Conflict, Kube, KubeError, NamespaceTerminat
 from modelramp.operator.metrics import OperatorMetrics
 from modelramp.operator.registry.gate import RegistryGate
 from modelramp.operator.registry.writeback import seconds_until_due
-from modelramp.operator.rollout import reconcile
+from modelramp.operator.rollout import reconcile, shadow
 from modelramp.operator.rollout.analyses import analysis_in
 from modelramp.operator.rollout.model import (
     EventRecord,
@@ -60,7 +63,8 @@ from modelramp.operator.rollout.model import (
 )
 from modelramp.operator.rollout.monitor import monitor_metrics
 from modelramp.operator.rollout.objects import REVISION_LABEL, TRACK_LABEL, backends_of
-from modelramp.operator.rollout.runs import effective_metrics
+from modelramp.operator.rollout.runs import NO_PROVIDER, effective_metrics
+from modelramp.operator.rollout.variants import VARIANT_LABEL
 from modelramp.operator.routers.base import ObjectRef, RoutingRead, RoutingWrite
 from modelramp.operator.routers.registry import router_for
 
@@ -200,12 +204,24 @@ class Controller:
                 now=now,
                 config=self.engine_config,
                 model=admission.model,
+                ab_windows=self._measure_ab_test(md, now),
             )
             out = admission.finish(reconcile(view))
         status = self.registry.queue_write_back(md, out.status, now)
         try:
             changed = self._apply(key, out)
             wrote = self._write_status(body, stored, status)
+            if wrote:
+                self._post_events(body, write_back_events + out.events)
+                for measurement in measurements:
+                    self.telemetry.count_measurement(measurement)
+                    self.metrics.measured(key, measurement)
+                self.metrics.transition(stored, status, now)
+            # The router's writes come after the status that asks for them: an operator killed in
+            # between leaves the route behind the status and the next reconcile catches it up. The
+            # other way round the route would be ahead of the status, and the next reconcile would
+            # set it back a step.
+            changed |= self._write_routes(out)
         except Conflict:
             # Someone changed the route or the ModelDeployment meanwhile: decide again on what is there.
             return Outcome("conflict", CONFLICT_RETRY_SECONDS)
@@ -214,12 +230,6 @@ class Controller:
             # rolling out and let it go as soon as it is deleted.
             self._terminating.add(key.namespace)
             return Outcome("unchanged", 0.0)
-        if wrote:
-            self._post_events(body, write_back_events + out.events)
-            for measurement in measurements:
-                self.telemetry.count_measurement(measurement)
-                self.metrics.measured(key, measurement)
-            self.metrics.transition(stored, status, now)
         self.metrics.observe(
             key, status.phase, status.canary_weight, status.drift.drifted if status.drift else None
         )
@@ -255,12 +265,17 @@ class Controller:
 
     def _observe(self, key: Key, md: ModelDeployment) -> Observed:
         deployments: dict[Track, ObservedDeployment] = {}
+        variants: dict[str, ObservedDeployment] = {}
         for raw in self.cache.owned(key, "Deployment"):
             observed = observe_deployment(raw)
-            if observed is not None:
+            variant = raw.get("metadata", {}).get("labels", {}).get(VARIANT_LABEL)
+            if observed is not None and observed.track == "variant" and variant:
+                variants[variant] = observed
+            elif observed is not None and observed.track != "variant":
                 deployments[observed.track] = observed
         router = router_for(md.spec.traffic_routing, backends_of(md))
-        return Observed(deployments=deployments, routing=[self._read(ref) for ref in router.reads()])
+        refs = [*router.reads(), *shadow.reads(md)]
+        return Observed(deployments=deployments, routing=[self._read(ref) for ref in refs], variants=variants)
 
     def _read(self, ref: ObjectRef) -> RoutingRead:
         try:
@@ -291,13 +306,23 @@ class Controller:
                 taken.append(provider.measure(metric, context, pooled.get(metric.metric.name)))
         return taken
 
+    def _measure_ab_test(self, md: ModelDeployment, now: datetime) -> list[ABWindow]:
+        """The window of the A/B test's decision metric, when one is due; nothing without a
+        metric provider (the test then waits, and status says why)."""
+        strategy, test = md.spec.strategy.ab_test, md.status.ab_test
+        if strategy is None or test is None or not window_due(strategy, test, now):
+            return []
+        provider = self._providers.provider_for(md.spec.analysis)
+        if provider is None:
+            return [ABWindow(test=test.id, time=now, error=NO_PROVIDER)]
+        name, namespace = md.metadata.name or "", md.metadata.namespace or ""
+        return [ab_queries.measure(provider, strategy, test, namespace=namespace, name=name, now=now)]
+
     def _apply(self, key: Key, out: ReconcileOutput) -> bool:
+        """The owned objects and the deletes (the router's writes wait for the status)."""
         changed = False
         for manifest in out.apply:
             changed |= self._apply_owned(key, manifest)
-        for write in out.routing_writes:
-            self._write_routing(write)
-            changed = True
         for ref in out.delete:
             if self.cache.owned_object(key, ref.kind, ref.name) is not None or ref.kind not in _WATCHED:
                 self.kube.delete(ref.api_version, ref.kind, ref.namespace, ref.name)
@@ -315,6 +340,11 @@ class Controller:
         if manifest["kind"] in _WATCHED:
             self.cache.put_owned(manifest["kind"], applied)
         return True
+
+    def _write_routes(self, out: ReconcileOutput) -> bool:
+        for write in out.routing_writes:
+            self._write_routing(write)
+        return bool(out.routing_writes)
 
     def _write_routing(self, write: RoutingWrite) -> None:
         """One write the router asked for; a guarded merge patch fails with Conflict when the
@@ -390,7 +420,7 @@ class Controller:
 
 
 # Kinds the operator watches (and so caches); others are read on demand.
-_WATCHED: Final = frozenset({"Deployment", "Service"})
+_WATCHED: Final = frozenset({"Deployment", "Service", "ConfigMap"})
 
 
 def manifest_hash(manifest: Mapping[str, Any]) -> str:
@@ -405,7 +435,7 @@ def observe_deployment(raw: Json) -> ObservedDeployment | None:
     template_labels = raw.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
     labels = {**template_labels, **meta.get("labels", {})}
     track = labels.get(TRACK_LABEL)
-    if track not in ("stable", "canary"):
+    if track not in ("stable", "canary", "variant"):
         return None
     status = raw.get("status", {})
     return ObservedDeployment(
@@ -431,5 +461,5 @@ def _running_analyses(
     for run in status.analysis_runs:
         analysis = analysis_in(spec, run.kind, run.step_index)
         if run.phase == "Running" and run.started_at is not None and analysis is not None:
-            running.append((run, effective_metrics(analysis, spec)))
+            running.append((run, effective_metrics(analysis, spec, paired=run.kind == "Shadow")))
     return running

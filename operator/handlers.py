@@ -93,6 +93,13 @@ async def service_changed(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     _controller(memo).on_owned("Service", event["type"], dict(event["object"]))
 
 
+@kopf.on.event("", "v1", "configmaps")
+async def config_map_changed(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    """Keeps the cache of owned ConfigMaps (an A/B test's assignment table), so a deleted or
+    edited one is put back."""
+    _controller(memo).on_owned("ConfigMap", event["type"], dict(event["object"]))
+
+
 # kopf handles no ModelDeployment before every indexed resource has been listed once. These
 # indexers fill the cache during that first listing (they keep no kopf index themselves), so a
 # freshly started operator never takes the Deployments it already made for missing.
@@ -104,6 +111,11 @@ def deployments_listed(body: kopf.Body, memo: Any, **_: Any) -> None:
 @kopf.index("", "v1", "services")
 def services_listed(body: kopf.Body, memo: Any, **_: Any) -> None:
     _controller(memo).cache.put_owned("Service", dict(body))
+
+
+@kopf.index("", "v1", "configmaps")
+def config_maps_listed(body: kopf.Body, memo: Any, **_: Any) -> None:
+    _controller(memo).cache.put_owned("ConfigMap", dict(body))
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)

@@ -29,11 +29,13 @@ USER_AGENT: Final = "modelramp-operator"
 _PLURALS: Final = {
     "Deployment": "deployments",
     "Service": "services",
+    "ConfigMap": "configmaps",  # an A/B test's assignment table, a shadow step's `<name>-shadow`
     # Traffic routers' objects (operator/routers/*): read by name, patched or applied.
     "HTTPRoute": "httproutes",
     "VirtualService": "virtualservices",
     "DestinationRule": "destinationrules",
     "Ingress": "ingresses",
+    "InferencePool": "inferencepools",
     "Event": "events",
     "Secret": "secrets",  # read only: MLflow registry credentials
     KIND: PLURAL,

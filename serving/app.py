@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import torch
@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from modelramp.serving.assignment import NO_VARIANT, VARIANT_HEADER, Assigner, VariantRoute
 from modelramp.serving.batching import DynamicBatcher
 from modelramp.serving.binary import HEADER_LENGTH
 from modelramp.serving.bodies import RequestBody, receive_body
@@ -41,11 +42,14 @@ from modelramp.serving.errors import (
     RequestTimeout,
     ServingError,
 )
+from modelramp.serving.forwarding import Forwarder
 from modelramp.serving.input_histograms import check_fits
 from modelramp.serving.input_reference import read_reference
 from modelramp.serving.loading import LoadedModel, load_model, resolve_device
 from modelramp.serving.metrics import ServingMetrics
 from modelramp.serving.predictor import Predictor, scores
+from modelramp.serving.shadow import TIMING_HEADER, VERSION_HEADER, Copy, ShadowTee
+from modelramp.serving.shadow_metrics import ShadowMetrics
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +119,18 @@ class ServingApp:
         self._load = load
         self._on_load_failure = on_load_failure
         self.load_error: ModelLoadError | None = None
+        # An A/B test: assign each prediction to a variant, forward those of other variants.
+        self.assigner = (
+            Assigner(config.assignment_file, config.model_version) if config.assignment_file else None
+        )
+        self._forwarder = Forwarder(config.forward_timeout_s) if self.assigner else None
+        # A shadow step: copy the requests this stable server answers to the canary, compare answers.
+        self.tee: ShadowTee | None = None
+        if config.shadow_config is not None:
+            shadow_metrics = ShadowMetrics(
+                metrics.registry, config.model_name, config.model_version, config.prediction_buckets
+            )
+            self.tee = ShadowTee(config.shadow_config, config.model_version, shadow_metrics)
 
     def build(self) -> ASGIApp:
         model_routes: list[tuple[str, Endpoint, str]] = [
@@ -162,12 +178,18 @@ class ServingApp:
     @asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         loader = asyncio.create_task(self._load_and_warm_up())
+        if self.tee is not None:
+            await self.tee.start()
         try:
             yield
         finally:
             loader.cancel()
+            if self.tee is not None:
+                await self.tee.stop()
             if self.state.batcher is not None:
                 await self.state.batcher.stop()
+            if self._forwarder is not None:
+                await self._forwarder.close()
 
     async def _load_and_warm_up(self) -> None:
         try:
@@ -182,7 +204,9 @@ class ServingApp:
             predictor.forward,
             max_batch_size=self.config.max_batch_size,
             max_latency_s=self.config.max_latency_ms / 1000,
-            observe=lambda inputs, seconds, output: self.metrics.forward(inputs, seconds, scores(output)),
+            observe=lambda inputs, seconds, output, mirrored: self.metrics.forward(
+                inputs, seconds, scores(output), mirrored
+            ),
             inline=predictor.full_batch_seconds < INLINE_FORWARD_S,
         )
         batcher.start()
@@ -270,19 +294,19 @@ class ServingApp:
     # model's paths; these endpoints handle the rest (unknown names answer 404 through the plane).
     async def infer(self, request: Request) -> Response:
         name, version = request.path_params["name"], request.path_params.get("version")
-        status, answer = await self._predict(
+        outcome = await self._predict(
             lambda body: self.plane.infer(name, version, body),
             _oip_error_body,
             request.scope,
             request.receive,
         )
-        return _response(status, answer)
+        return _response(outcome.status, outcome.answer)
 
     async def invocations(self, request: Request) -> Response:
-        status, answer = await self._predict(
+        outcome = await self._predict(
             self.plane.invocations, _mlflow_error_body, request.scope, request.receive
         )
-        return _response(status, answer)
+        return _response(outcome.status, outcome.answer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The server's ASGI entry: exact-path prediction lane first, Starlette for the rest."""
@@ -295,31 +319,75 @@ class ServingApp:
             await self._starlette(scope, receive, send)
             return
         predict, error_body = lane
-        status, answer = await self._predict(predict, error_body, scope, receive)
-        if answer is None:  # the client is gone
+        route = self._route(scope)
+        if route is not None and route.forward_to is not None:
+            await self._forward(route, lane, scope, receive, send)
             return
-        headers = [
-            _JSON_HEADER if answer.header_length is None else _BINARY_HEADER,
-            (b"content-length", str(len(answer.body)).encode()),
-        ]
-        if answer.header_length is not None:
-            headers.append((HEADER_LENGTH, str(answer.header_length).encode()))
-        if status == RequestTimeout.status_code:
-            # The rest of that body may still come; it must not be read as the next request.
-            headers.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": answer.body})
+        outcome = await self._predict(predict, error_body, scope, receive, route=route)
+        await self._send(send, outcome, route)
 
-    async def _predict(
-        self, predict: Prediction, error_body: ErrorBody, scope: Scope, receive: Receive
-    ) -> tuple[int, Answer | None]:
-        """Receives the whole body, predicts, counts; `None`: the client went away, nobody to answer."""
+    def _route(self, scope: Scope) -> VariantRoute | None:
+        """The A/B route of a prediction; None when no test is running."""
+        if self.assigner is None:
+            return None
+        self.assigner.maybe_reload(time.monotonic())
+        return self.assigner.route(scope["headers"])
+
+    async def _forward(
+        self,
+        route: VariantRoute,
+        lane: tuple[Prediction, ErrorBody],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Sends the request on to its variant and relays the answer; serves it here when that
+        variant can't be reached (see `forwarding`)."""
+        assert self._forwarder is not None and self.assigner is not None
+        predict, error_body = lane
         started = time.perf_counter()
-        answer: Answer | None
         try:
             body = await receive_body(
                 scope, receive, limit=self.config.max_body_bytes, timeout_s=self.config.body_timeout_s
             )
+            forwarded = await self._forwarder.forward(route, scope["path"], body)
+        except ServingError as error:
+            self.metrics.forwarded(route, error.status_code, time.perf_counter() - started)
+            failed = None if isinstance(error, ClientDisconnected) else Answer(error_body(error))
+            seconds = time.perf_counter() - started
+            # No variant answered.
+            await self._send(send, Outcome(error.status_code, failed, seconds, False), None)
+            return
+        if forwarded is None:
+            mine = self.assigner.mine
+            here = VariantRoute(route.test, mine.name if mine else NO_VARIANT, "fallback")
+            outcome = await self._predict(predict, error_body, scope, receive, route=here, body=body)
+            await self._send(send, outcome, here)
+            return
+        self.metrics.forwarded(route, forwarded.status, time.perf_counter() - started)
+        headers = [*forwarded.headers, (b"content-length", str(len(forwarded.body)).encode())]
+        await send({"type": "http.response.start", "status": forwarded.status, "headers": headers})
+        await send({"type": "http.response.body", "body": forwarded.body})
+
+    async def _predict(
+        self,
+        predict: Prediction,
+        error_body: ErrorBody,
+        scope: Scope,
+        receive: Receive,
+        *,
+        route: VariantRoute | None = None,
+        body: RequestBody | None = None,
+    ) -> Outcome:
+        """Receives the whole body (unless given), predicts, counts (per A/B variant too, with a
+        `route`), offers it to the shadow tee; answer `None`: the client went away, nobody to answer."""
+        started = time.perf_counter()
+        answer: Answer | None
+        try:
+            if body is None:
+                body = await receive_body(
+                    scope, receive, limit=self.config.max_body_bytes, timeout_s=self.config.body_timeout_s
+                )
             status, answer = 200, await predict(body)
         except ClientDisconnected as error:
             log.info("%s %s: %s", scope["method"], scope["path"], error.message)
@@ -330,8 +398,50 @@ class ServingApp:
             log.exception("unexpected error while predicting")
             failure = InferenceFailed(f"internal error: {type(error).__name__}: {error}")
             status, answer = failure.status_code, Answer(error_body(failure))
-        self.metrics.request(status, time.perf_counter() - started)
-        return status, answer
+        seconds = time.perf_counter() - started
+        mirrored = body is not None and body.mirrored
+        self.metrics.request(status, seconds, mirrored=mirrored)
+        if route is not None:
+            self.metrics.variant_request(route, status)
+        # The model's own outcomes only (a 4xx is the client's): answered, or failed by the server.
+        copied = (status == 200 or status >= 500) and not mirrored
+        if self.tee is not None and body is not None and answer is not None and copied:
+            self.tee.offer(Copy(scope["path"], body, status, answer, seconds))
+        return Outcome(status, answer, seconds, mirrored)
+
+    async def _send(self, send: Send, outcome: Outcome, route: VariantRoute | None) -> None:
+        """A prediction's answer as raw ASGI messages; nothing when the client is gone."""
+        status, answer, seconds, mirrored = outcome
+        if answer is None:
+            return
+        headers = [
+            _JSON_HEADER if answer.header_length is None else _BINARY_HEADER,
+            (b"content-length", str(len(answer.body)).encode()),
+        ]
+        if answer.header_length is not None:
+            headers.append((HEADER_LENGTH, str(answer.header_length).encode()))
+        if status == RequestTimeout.status_code:
+            # The rest of that body may still come; it must not be read as the next request.
+            headers.append((b"connection", b"close"))
+        if route is not None:
+            # Which variant answered: an application can report its outcomes under it.
+            headers.append((VARIANT_HEADER, route.variant.encode()))
+        if mirrored:
+            # What the tee that sent the copy compares with stable's: this server's own time.
+            headers.append((TIMING_HEADER.encode(), f"app;dur={seconds * 1000:.3f}".encode()))
+            headers.append((VERSION_HEADER.encode(), self.config.model_version.encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
+
+
+class Outcome(NamedTuple):
+    """A prediction request's status, answer (None: the client is gone), server time, and whether
+    it was a mirrored copy."""
+
+    status: int
+    answer: Answer | None
+    seconds: float
+    mirrored: bool
 
 
 def _response(status: int, answer: Answer | None) -> Response:

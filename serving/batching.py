@@ -37,14 +37,16 @@ from modelramp.serving.errors import InferenceFailed
 log = logging.getLogger(__name__)
 
 Array = npt.NDArray[Any]
-# Called after every forward, on whichever thread ran it: (merged input rows, seconds, output).
-ForwardObserver = Callable[[Array, float, Array], None]
+# Called after every forward, on whichever thread ran it: (merged input rows, seconds, output,
+# which rows are mirrored copies or None when none is).
+ForwardObserver = Callable[[Array, float, Array, "npt.NDArray[np.bool_] | None"], None]
 
 
 @dataclass(slots=True)
 class _Pending:
     rows: Array
     future: asyncio.Future[Array]
+    mirrored: bool = False
 
 
 @dataclass(slots=True)
@@ -54,10 +56,11 @@ class Arrival:
     batcher: DynamicBatcher
     submitted: bool = field(default=False)
 
-    def submit(self, rows: Array) -> asyncio.Future[Array]:
-        """Queues validated rows; the future resolves to the model's output rows for them."""
+    def submit(self, rows: Array, *, mirrored: bool = False) -> asyncio.Future[Array]:
+        """Queues validated rows; the future resolves to the model's output rows for them.
+        `mirrored` rows (a copy of another server's request) are observed apart."""
         self.submitted = True
-        return self.batcher._enqueue(rows)
+        return self.batcher._enqueue(rows, mirrored)
 
 
 class DynamicBatcher:
@@ -120,10 +123,10 @@ class DynamicBatcher:
             if not arrival.submitted:
                 self._consider()
 
-    def _enqueue(self, rows: Array) -> asyncio.Future[Array]:
+    def _enqueue(self, rows: Array, mirrored: bool = False) -> asyncio.Future[Array]:
         loop = self._running_loop()
         future: asyncio.Future[Array] = loop.create_future()
-        self._queue.append(_Pending(rows, future))
+        self._queue.append(_Pending(rows, future, mirrored))
         self._consider()
         return future
 
@@ -192,8 +195,9 @@ class DynamicBatcher:
     def _run(self, batch: list[_Pending]) -> list[Array | Exception]:
         """Runs a batch; when a merged batch fails, runs its requests one by one."""
         inputs = [pending.rows for pending in batch]
+        mirrored = [pending.mirrored for pending in batch]
         try:
-            return list(self._forward_split(inputs))
+            return list(self._forward_split(inputs, mirrored))
         except Exception as error:
             if len(batch) == 1:
                 return [error]
@@ -203,9 +207,9 @@ class DynamicBatcher:
                 error,
             )
         results: list[Array | Exception] = []
-        for rows in inputs:
+        for rows, copy in zip(inputs, mirrored, strict=True):
             try:
-                results.append(self._forward_split([rows])[0])
+                results.append(self._forward_split([rows], [copy])[0])
             except Exception as error:
                 results.append(error)
         return results
@@ -221,7 +225,7 @@ class DynamicBatcher:
         self._busy = False
         self._consider()
 
-    def _forward_split(self, inputs: list[Array]) -> list[Array]:
+    def _forward_split(self, inputs: list[Array], mirrored: list[bool]) -> list[Array]:
         """Concatenate, forward, split back by each request's rows."""
         merged = inputs[0] if len(inputs) == 1 else np.concatenate(inputs)
         started = time.perf_counter()
@@ -229,7 +233,10 @@ class DynamicBatcher:
         elapsed = time.perf_counter() - started
         if output.ndim == 0 or output.shape[0] != merged.shape[0]:
             raise ValueError(f"the model returned {list(output.shape)} for {merged.shape[0]} rows")
-        self._observe(merged, elapsed, output)
+        mask = None
+        if any(mirrored):
+            mask = np.repeat(np.array(mirrored), [len(rows) for rows in inputs])
+        self._observe(merged, elapsed, output, mask)
         if len(inputs) == 1:
             return [output]
         offsets = np.cumsum([len(rows) for rows in inputs[:-1]])

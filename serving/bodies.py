@@ -24,6 +24,7 @@ from modelramp.serving.errors import (
     UnsupportedMediaType,
 )
 
+SHADOW_HEADER = b"x-modelramp-shadow"
 # zlib's window bits: 16 + 15 reads a gzip wrapper, 15 a zlib one (HTTP's "deflate"), -15 raw deflate.
 _WBITS = {b"gzip": 16 + zlib.MAX_WBITS, b"x-gzip": 16 + zlib.MAX_WBITS, b"deflate": zlib.MAX_WBITS}
 
@@ -35,10 +36,14 @@ class RequestBody:
     data: bytes
     content_type: str | None = None
     header_length: int | None = None
+    # A copy of a request another server answered (a shadow tee's or a router's mirror): counted
+    # apart from the real traffic and never answered to a client.
+    mirrored: bool = False
 
 
 async def receive_body(scope: Scope, receive: Receive, *, limit: int, timeout_s: float) -> RequestBody:
     content_length = encoding = content_type = header_length = None
+    mirrored = False
     for key, value in scope["headers"]:
         if key == b"content-length":
             content_length = value
@@ -48,6 +53,9 @@ async def receive_body(scope: Scope, receive: Receive, *, limit: int, timeout_s:
             content_type = value.decode("latin-1")
         elif key == HEADER_LENGTH:
             header_length = parse_header_length(value)
+        elif key == SHADOW_HEADER or (key == b"host" and value.partition(b":")[0].endswith(b"-shadow")):
+            # Our tee's header, or Envoy's (Istio, most Gateway API implementations) `-shadow` host.
+            mirrored = True
     if content_length is not None and content_length.isdigit() and int(content_length) > limit:
         raise PayloadTooLarge(
             f"body: {content_length.decode()} bytes is over the limit of {limit} (--max-body-bytes)"
@@ -59,7 +67,7 @@ async def receive_body(scope: Scope, receive: Receive, *, limit: int, timeout_s:
         raise RequestTimeout(f"body: not received within {timeout_s:g} s (--body-timeout-s)") from None
     if encoding not in (None, b"identity"):
         data = _inflate(data, encoding, limit)
-    return RequestBody(data, content_type, header_length)
+    return RequestBody(data, content_type, header_length, mirrored)
 
 
 async def _receive(receive: Receive, limit: int) -> bytes:

@@ -40,7 +40,10 @@ _FLAGS: dict[str, str] = {
     "output_name": "OIP v2 output tensor name (default: output-0)",
     "allow_nan": "accept NaN and infinite inputs (true/false, default: false)",
     "torch_threads": "torch intra-op threads (default: usable CPUs; 1 for a model run on the event loop)",
+    "shadow_config": "JSON file naming a canary to copy requests to (a shadow step's), re-read every second",
     "graceful_shutdown_s": "longest wait for in-flight requests after SIGTERM (default: 30)",
+    "assignment_file": "A/B test assignment table (JSON; re-read when it changes): assign users, forward",
+    "forward_timeout_s": "longest wait for another A/B variant's answer to a forwarded request (default: 30)",
     "log_level": "critical | error | warning | info | debug (default: info)",
 }
 

@@ -55,7 +55,12 @@ class ServeConfig(BaseModel):
     torch_threads: Annotated[int, Field(ge=1, le=1024)] | None = None
     # Per-feature input histograms (`input_reference`); MLflow models may carry the file instead.
     input_reference: Path | None = None
+    # Where to copy requests to in a shadow step (serving/shadow.py); re-read every second.
+    shadow_config: Path | None = None
     graceful_shutdown_s: Annotated[float, Field(ge=0)] = 30.0
+    # An A/B test's assignment table (the operator mounts it from a ConfigMap); see `assignment`.
+    assignment_file: Path | None = None
+    forward_timeout_s: Annotated[float, Field(gt=0)] = 30.0
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
     @field_validator("prediction_buckets", "input_shape", mode="before")

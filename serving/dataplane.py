@@ -189,7 +189,7 @@ class DataPlane:
                 header, binary = split_body(body.data, body.header_length)
             request = _parse(InferenceRequest, header, allow_nan=self.config.allow_nan)
             rows = self._oip_rows(request, binary)
-            future = arrival.submit(rows)
+            future = arrival.submit(rows, mirrored=body.mirrored)
         output = np.ascontiguousarray(await future)
         datatype = predictor.output_datatype
         tensor: dict[str, Any] = {
@@ -235,7 +235,7 @@ class DataPlane:
                     f"Content-Type: {body.content_type or 'none'!r}; /invocations reads application/json"
                     " or text/csv"
                 )
-            future = arrival.submit(rows)
+            future = arrival.submit(rows, mirrored=body.mirrored)
         output = await future
         return Answer(orjson.dumps({"predictions": np.ascontiguousarray(output)}, option=_DUMP_OPTIONS))
 

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from modelramp.serving.assignment import VariantRoute
 from modelramp.serving.input_histograms import InputHistograms
 from modelramp.serving.input_reference import InputReference
 
@@ -95,6 +96,52 @@ class ServingMetrics:
             buckets=tuple(prediction_buckets),
             registry=self.registry,
         ).labels(model, version)
+        # An A/B test's requests, by the variant that served them (and how they were assigned), and
+        # those sent on to another variant's server; each request counted where it was served.
+        self._variant_requests = Counter(
+            "modelramp_variant_requests_total",
+            "Prediction requests served in an A/B test, by test, variant, how they were assigned and code.",
+            (*labels, "test", "variant", "assignment", "code"),
+            registry=self.registry,
+        )
+        self._forwarded_requests = Counter(
+            "modelramp_forwarded_requests_total",
+            "Prediction requests sent on to the A/B variant they were assigned to, by the code answered "
+            "(502, 504: the forward itself failed).",
+            (*labels, "test", "variant", "code"),
+            registry=self.registry,
+        )
+        self._forward_duration = Histogram(
+            "modelramp_forward_duration_seconds",
+            "Whole forwarded prediction request, as the forwarding server saw it.",
+            labels,
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        ).labels(model, version)
+        # Copies of requests another server answered (a shadow step's tee, a router's mirror): what
+        # this server did with them, apart from its real traffic, which they must never inflate.
+        self._mirrored_requests = Counter(
+            "modelramp_mirrored_requests_total",
+            "Mirrored prediction requests (copies; their answers go to no client), by HTTP status code.",
+            (*labels, "code"),
+            registry=self.registry,
+        )
+        self._mirrored_duration = Histogram(
+            "modelramp_mirrored_request_duration_seconds",
+            "Whole mirrored prediction request, from routing to response.",
+            labels,
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        ).labels(model, version)
+        self._variant_children: dict[tuple[str, ...], Counter] = {}
+        self._forwarded_children: dict[tuple[str, ...], Counter] = {}
+        self._mirrored_prediction = Histogram(
+            "modelramp_mirrored_prediction",
+            "The model's output score per row of the mirrored requests.",
+            labels,
+            buckets=tuple(prediction_buckets),
+            registry=self.registry,
+        ).labels(model, version)
         Gauge(
             "modelramp_model_info",
             "The served model; always 1.",
@@ -107,7 +154,11 @@ class ServingMetrics:
         self._inputs = InputHistograms(reference, *self._model_labels)
         self.registry.register(self._inputs)
 
-    def request(self, code: int, duration_s: float) -> None:
+    def request(self, code: int, duration_s: float, *, mirrored: bool = False) -> None:
+        if mirrored:
+            self._mirrored_requests.labels(*self._model_labels, str(code)).inc()
+            self._mirrored_duration.observe(duration_s)
+            return
         statistics = self.statistics
         if code < 300:
             statistics.success_count += 1
@@ -121,7 +172,40 @@ class ServingMetrics:
         counter.inc()
         self._request_duration.observe(duration_s)
 
-    def forward(self, inputs: npt.NDArray[Any], duration_s: float, scores: npt.NDArray[np.float64]) -> None:
+    def variant_request(self, route: VariantRoute, code: int) -> None:
+        """A request served here in an A/B test (already counted by `request`)."""
+        values = (route.test, route.variant, route.assigned, str(code))
+        self._child(self._variant_children, self._variant_requests, values).inc()
+
+    def forwarded(self, route: VariantRoute, code: int, duration_s: float) -> None:
+        """A request this server sent on to another variant's, and what came back."""
+        values = (route.test, route.variant, str(code))
+        self._child(self._forwarded_children, self._forwarded_requests, values).inc()
+        self._forward_duration.observe(duration_s)
+
+    def _child(
+        self, children: dict[tuple[str, ...], Counter], counter: Counter, values: tuple[str, ...]
+    ) -> Counter:
+        """The labelled counter, bound once per label set (as `_requests_by_code`)."""
+        child = children.get(values)
+        if child is None:
+            child = children[values] = counter.labels(*self._model_labels, *values)
+        return child
+
+    def forward(
+        self,
+        inputs: npt.NDArray[Any],
+        duration_s: float,
+        scores: npt.NDArray[np.float64],
+        mirrored: npt.NDArray[np.bool_] | None = None,
+    ) -> None:
+        """One forward pass; `mirrored` marks the rows of mirrored requests, whose inputs and
+        scores are kept out of the real traffic's histograms (the pass itself is shared)."""
+        self._batch_size.observe(inputs.shape[0])
+        if mirrored is not None:
+            for score in scores[mirrored].tolist():
+                self._mirrored_prediction.observe(score)
+            inputs, scores = inputs[~mirrored], scores[~mirrored]
         rows = inputs.shape[0]
         statistics = self.statistics
         statistics.inference_count += rows
@@ -130,7 +214,6 @@ class ServingMetrics:
         statistics.last_inference_ms = int(time.time() * 1000)
         if self._inputs is not None:
             self._inputs.observe(inputs)
-        self._batch_size.observe(rows)
         self._inference_duration.observe(duration_s)
         for score in scores.tolist():
             self._prediction.observe(score)

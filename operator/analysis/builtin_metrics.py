@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from modelramp.operator.analysis import error_rate, input_drift, latency, prediction_drift, sequential
+from modelramp.operator.analysis import (
+    error_rate,
+    input_drift,
+    latency,
+    prediction_drift,
+    sequential,
+    shadow_metrics,
+)
 from modelramp.operator.analysis.context import Judgement, QueryResult, RolloutContext
 from modelramp.operator.analysis.evidence import EvidenceError, histogram_counts, pooled, request_counts
 from modelramp.operator.analysis.templating import prometheus_duration
@@ -75,10 +82,33 @@ _BUILTINS: dict[BuiltinMetric, _Builtin] = {
 }
 
 
+# A shadow step's builtins: the same questions on the pairs stable's tee exported (shadow_metrics).
+_PAIRED: dict[BuiltinMetric, _Builtin] = {
+    "error-rate": _Builtin(
+        shadow_metrics.error_queries, shadow_metrics.read_errors, shadow_metrics.assess_errors
+    ),
+    "latency-p95": _Builtin(
+        shadow_metrics.latency_queries, shadow_metrics.read_latency, shadow_metrics.assess_latency
+    ),
+    "prediction-drift": _Builtin(
+        shadow_metrics.drift_queries, shadow_metrics.read_drift, shadow_metrics.assess_drift
+    ),
+}
+NOT_PAIRED = (
+    "a shadow step judges error-rate, latency-p95 and prediction-drift (builtin {} has no paired form)"
+)
+
+
+def _builtin(builtin: BuiltinMetric, paired: bool) -> _Builtin | None:
+    return _PAIRED.get(builtin) if paired else _BUILTINS[builtin]
+
+
 def builtin_queries(
-    builtin: BuiltinMetric, context: RolloutContext, interval_seconds: float
+    builtin: BuiltinMetric, context: RolloutContext, interval_seconds: float, *, paired: bool = False
 ) -> dict[str, str]:
-    return _BUILTINS[builtin].queries(context, prometheus_duration(interval_seconds))
+    """Role -> PromQL of a builtin's window; a paired builtin without a paired form queries nothing."""
+    spec = _builtin(builtin, paired)
+    return {} if spec is None else spec.queries(context, prometheus_duration(interval_seconds))
 
 
 def judge_builtin(
@@ -90,9 +120,11 @@ def judge_builtin(
     """The verdict on the evidence pooled so far (`prior`) plus this window's."""
     builtin = metric.metric.builtin
     assert builtin is not None
-    spec = _BUILTINS[builtin]
+    spec = _builtin(builtin, metric.paired)
     name = metric.metric.name
     query = "; ".join(queries.values())
+    if spec is None:
+        return Judgement(verdict="Error", query=query, message=f"{name}: {NOT_PAIRED.format(builtin)}")
     try:
         window = spec.read(results)
         evidence = spec.pool(prior, window)

@@ -14,12 +14,21 @@ from __future__ import annotations
 from modelramp.operator.analysis import sequential
 from modelramp.operator.analysis.statistics import binomial_bounds, fisher_greater, rate_ratio_upper, whole
 from modelramp.operator.api.analysis import EffectiveMetric
-from modelramp.operator.api.status import Evidence, TestOutcome
+from modelramp.operator.api.status import Evidence, StatisticalTest, TestOutcome
 
 SEARCH_LIMIT = 10_000_000
 
 
-def assess(metric: EffectiveMetric, evidence: Evidence) -> TestOutcome:
+def assess(
+    metric: EffectiveMetric,
+    evidence: Evidence,
+    *,
+    test: StatisticalTest = "fisher-exact",
+    p_value: float | None = None,
+    ratio_upper: float | None = None,
+) -> TestOutcome:
+    """The outcome on `evidence`; a shadow step passes its paired test's p-value and rate-ratio
+    bound (shadow_metrics.py), the rest (effect, bound, shown within) is the same."""
     threshold, ratio = metric.metric.threshold, metric.metric.max_ratio_to_stable
     n_c, x_c = whole(evidence.canary.total), whole(evidence.canary.errors)
     n_s, x_s = whole(evidence.stable.total), whole(evidence.stable.errors)
@@ -36,14 +45,15 @@ def assess(metric: EffectiveMetric, evidence: Evidence) -> TestOutcome:
         more = _requests_to_show(share_c, n_c, threshold, confidence)
     else:
         assert ratio is not None  # the API requires threshold or maxRatioToStable
-        within = rate_ratio_upper(x_c, n_c, x_s, n_s, confidence) <= ratio
+        upper_ratio = rate_ratio_upper(x_c, n_c, x_s, n_s, confidence) if ratio_upper is None else ratio_upper
+        within = upper_ratio <= ratio
         more = None
     return sequential.outcome(
         metric,
         evidence,
-        test="fisher-exact",
+        test=test,
         statistic=None,
-        p_value=fisher_greater(x_c, n_c, x_s, n_s),
+        p_value=fisher_greater(x_c, n_c, x_s, n_s) if p_value is None else p_value,
         effect=f"5xx share (stable {share_s:.3g})",
         value=share_c,
         lower=lower,

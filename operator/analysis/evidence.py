@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from modelramp.operator.analysis.context import QueryResult
-from modelramp.operator.api.status import MAX_BUCKETS, Evidence, TrackCounts
+from modelramp.operator.api.status import MAX_BUCKETS, Evidence, PairedCounts, TrackCounts
 
 TRACKS = ("canary", "stable")
 
@@ -92,6 +92,7 @@ def pooled(before: Evidence | None, window: Evidence) -> Evidence:
         bounds=bounds,
         canary=_added(before.canary, window.canary, len(bounds) + 1 if bounds else 0),
         stable=_added(before.stable, window.stable, len(bounds) + 1 if bounds else 0),
+        paired=_added_pairs(before.paired, window.paired),
     )
 
 
@@ -111,6 +112,29 @@ def differenced(cumulative: Mapping[float, float], bounds: tuple[float, ...]) ->
 def _added(a: TrackCounts, b: TrackCounts, size: int) -> TrackCounts:
     summed = [float(x) for x in buckets(a, size) + buckets(b, size)] if size else []
     return TrackCounts(total=a.total + b.total, errors=a.errors + b.errors, buckets=summed)
+
+
+def _added_pairs(a: PairedCounts | None, b: PairedCounts | None) -> PairedCounts | None:
+    """A shadow step's paired counts summed; the ratio buckets and the joint table keep their shape."""
+    if a is None or b is None:
+        return a or b
+    if a.ratio and b.ratio and a.ratio_bounds != b.ratio_bounds:
+        raise EvidenceError("the latency-ratio buckets changed during the analysis; retry the analysis")
+    if a.joint and b.joint and len(a.joint) != len(b.joint):
+        raise EvidenceError("the prediction buckets changed during the analysis; retry the analysis")
+    return PairedCounts(
+        canary_only=a.canary_only + b.canary_only,
+        stable_only=a.stable_only + b.stable_only,
+        ratio_bounds=a.ratio_bounds or b.ratio_bounds,
+        ratio=_summed(a.ratio, b.ratio),
+        joint=_summed(a.joint, b.joint),
+    )
+
+
+def _summed(a: list[float], b: list[float]) -> list[float]:
+    if not a or not b:
+        return list(a or b)
+    return [x + y for x, y in zip(a, b, strict=True)]
 
 
 def _bounds(bounds: tuple[float, ...]) -> str:

@@ -23,7 +23,7 @@ QUERY = "value"
 def plan_queries(metric: EffectiveMetric, context: RolloutContext) -> dict[str, str]:
     """Role -> PromQL of every query the metric needs; raises TemplateError for a bad template."""
     if metric.metric.builtin is not None:
-        return builtin_queries(metric.metric.builtin, context, metric.interval_seconds)
+        return builtin_queries(metric.metric.builtin, context, metric.interval_seconds, paired=metric.paired)
     if metric.metric.query is None:
         raise ValueError(f"metrics[{metric.metric.name}]: sets neither builtin nor query")
     variables = template_variables(context, metric.interval_seconds)

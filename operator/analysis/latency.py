@@ -29,11 +29,15 @@ from modelramp.operator.api.status import Evidence, TestOutcome
 QUANTILE = 0.95
 
 
-def assess(metric: EffectiveMetric, evidence: Evidence) -> TestOutcome:
+def assess(
+    metric: EffectiveMetric, evidence: Evidence, *, paired_test: tuple[float, float] | None = None
+) -> TestOutcome:
+    """The outcome on `evidence`; a shadow step passes its signed-rank test's (p-value, share of
+    requests the canary was slower on) as `paired_test` (shadow_metrics.py)."""
     threshold, ratio = metric.metric.threshold, metric.metric.max_ratio_to_stable
     size = len(evidence.bounds) + 1
     canary, stable = buckets(evidence.canary, size), buckets(evidence.stable, size)
-    p_value, superiority = mann_whitney_greater(canary, stable)
+    p_value, superiority = mann_whitney_greater(canary, stable) if paired_test is None else paired_test
     p95_c = histogram_quantile(evidence.bounds, canary, QUANTILE)
     p95_s = histogram_quantile(evidence.bounds, stable, QUANTILE)
     # Two bounds combined: each at the confidence that makes both hold together with the metric's.
@@ -63,7 +67,7 @@ def assess(metric: EffectiveMetric, evidence: Evidence) -> TestOutcome:
     return sequential.outcome(
         metric,
         evidence,
-        test="mann-whitney",
+        test="mann-whitney" if paired_test is None else "wilcoxon-signed-rank",
         statistic=superiority,
         p_value=p_value,
         effect=effect,

@@ -19,19 +19,33 @@ from modelramp.operator.api.analysis import EffectiveMetric
 from modelramp.operator.api.status import Evidence, TestOutcome
 
 
-def assess(metric: EffectiveMetric, evidence: Evidence) -> TestOutcome:
+def assess(
+    metric: EffectiveMetric,
+    evidence: Evidence,
+    *,
+    paired: tuple[tuple[float, float], tuple[float, float]] | None = None,
+) -> TestOutcome:
+    """The outcome on `evidence`; a shadow step passes its paired ((statistic, p-value), (PSI, PSI's
+    upper bound)) from the joint table (shadow_metrics.py)."""
     threshold = metric.metric.threshold
     assert threshold is not None  # the API requires a threshold for prediction-drift
     size = len(evidence.bounds) + 1
     canary, stable = buckets(evidence.canary, size), buckets(evidence.stable, size)
-    statistic, _, p_value = chi_square_homogeneity(canary, stable)
     empty = canary.sum() <= 0 or stable.sum() <= 0
-    value, upper = (None, None) if empty else psi_with_upper(canary, stable, metric.success_confidence)
+    value: float | None
+    upper: float | None
+    if paired is not None:
+        (statistic, p_value), (value, upper) = paired
+    else:
+        statistic, _, p_value = chi_square_homogeneity(canary, stable)
+        value, upper = (None, None) if empty else psi_with_upper(canary, stable, metric.success_confidence)
+    if empty:
+        value, upper = None, None
     ks = None if empty else ks_statistic(stable=stable, canary=canary)
     return sequential.outcome(
         metric,
         evidence,
-        test="chi-square",
+        test="chi-square" if paired is None else "stuart-maxwell",
         statistic=statistic,
         p_value=p_value,
         effect="PSI (bias-corrected" + (f"; KS {ks:.3f})" if ks is not None else ")"),

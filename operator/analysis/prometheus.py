@@ -21,14 +21,10 @@ from urllib3.util.retry import Retry
 
 from modelramp.operator.analysis.context import Judgement, QueryResult, RolloutContext, Sample
 from modelramp.operator.analysis.judging import judge, plan_queries
-from modelramp.operator.analysis.provider import to_measurement
+from modelramp.operator.analysis.provider import QueryError, to_measurement
 from modelramp.operator.analysis.templating import TemplateError
 from modelramp.operator.api.analysis import EffectiveMetric, PrometheusProvider
 from modelramp.operator.api.status import Evidence, Measurement
-
-
-class QueryError(Exception):
-    """A query produced no usable answer; the message says why."""
 
 
 class PrometheusMetricProvider:

@@ -1,9 +1,10 @@
 """The metric provider interface: measure one metric of one rollout, now.
 
 One implementation per file (prometheus.py today). A provider does the I/O and nothing else:
-what the numbers mean is decided by `judging`. It never raises for a measurement that went
-wrong; it returns a Measurement with verdict Error and the reason, so the Argo-style limits
-decide what an outage means (an Error is never a Failed, and its value is never 0).
+what the numbers mean is decided by `judging` (and, for an A/B test's windows, which `query`
+reads, by `abtest`). `measure` never raises for a measurement that went wrong; it returns a
+Measurement with verdict Error and the reason, so the Argo-style limits decide what an outage
+means (an Error is never a Failed, and its value is never 0).
 """
 
 from __future__ import annotations
@@ -11,12 +12,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from modelramp.operator.analysis.context import Judgement, RolloutContext
+from modelramp.operator.analysis.context import Judgement, QueryResult, RolloutContext
 from modelramp.operator.api.analysis import EffectiveMetric
 from modelramp.operator.api.status import Evidence, Measurement
 
 
+class QueryError(Exception):
+    """A query produced no usable answer; the message says why."""
+
+
 class MetricProvider(Protocol):
+    def query(self, promql: str) -> QueryResult:
+        """Runs one query now; raises QueryError saying why it has no usable answer (an A/B
+        test's windows are read this way, and judged by the engine)."""
+        ...
+
     def measure(
         self, metric: EffectiveMetric, context: RolloutContext, prior: Evidence | None = None
     ) -> Measurement:

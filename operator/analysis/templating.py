@@ -41,14 +41,15 @@ def template_variables(context: RolloutContext, interval_seconds: float) -> dict
     }
 
 
-def check_template(template: str) -> list[str]:
-    """The variable names the template uses, in order; raises TemplateError on a bad placeholder."""
+def check_template(template: str, known: tuple[str, ...] = VARIABLES) -> list[str]:
+    """The variable names the template uses, in order; raises TemplateError on a bad placeholder
+    (one not in `known`: an analysis metric's VARIABLES, unless its user knows others)."""
     names: list[str] = []
     for match in _PLACEHOLDER.finditer(template):
         name = match.group("inner").strip()
-        if name not in VARIABLES:
+        if name not in known:
             raise TemplateError(
-                f"query uses unknown variable {{{{ {name} }}}}; known variables: {', '.join(VARIABLES)}"
+                f"query uses unknown variable {{{{ {name} }}}}; known variables: {', '.join(known)}"
             )
         names.append(name)
     leftover = _PLACEHOLDER.sub("", template)
@@ -58,9 +59,9 @@ def check_template(template: str) -> list[str]:
     return names
 
 
-def render_query(template: str, variables: dict[str, str]) -> str:
+def render_query(template: str, variables: dict[str, str], known: tuple[str, ...] = VARIABLES) -> str:
     """Substitutes every placeholder; raises TemplateError for unknown or empty variables."""
-    check_template(template)
+    check_template(template, known)
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group("inner").strip()

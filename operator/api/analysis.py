@@ -331,6 +331,8 @@ class EffectiveMetric:
     alpha: float = DEFAULT_FALSE_ROLLBACK_RATE / DEFAULT_COUNT
     """A builtin metric's false-rollback budget for one measurement."""
     success_confidence: float = SUCCESS_CONFIDENCE
+    paired: bool = False
+    """Measured in a shadow step: on the canary's and stable's answers to the same requests."""
 
 
 def analysis_metrics(analysis: AnalysisSpec, defaults: AnalysisDefaults | None) -> list[Metric]:
@@ -342,7 +344,11 @@ def analysis_metrics(analysis: AnalysisSpec, defaults: AnalysisDefaults | None) 
 
 
 def effective_metric(
-    metric: Metric, defaults: AnalysisDefaults | None, builtin_metrics_in_rollout: int = 1
+    metric: Metric,
+    defaults: AnalysisDefaults | None,
+    builtin_metrics_in_rollout: int = 1,
+    *,
+    paired: bool = False,
 ) -> EffectiveMetric:
     """`metric` with the limits and timings it leaves unset taken from spec.analysis, and (for a
     builtin) its share of the rollout's false-rollback budget: the rate split evenly over the
@@ -371,4 +377,5 @@ def effective_metric(
         ),
         min_samples=metric.min_samples if metric.min_samples is not None else DEFAULT_MIN_SAMPLES,
         alpha=base.false_rollback_rate / max(builtin_metrics_in_rollout, 1) / count,
+        paired=paired,
     )

@@ -54,6 +54,14 @@ class ModelDeployment(ApiModel):
             "!has(self.metadata.name) || self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
             "metadata.name must start with a letter and contain only a-z, 0-9 and '-' (it names Services)",
         ),
+        # A challenger with a model of its own runs in Deployment and Service <name>-<variant>.
+        CelRule(
+            "!has(self.metadata.name) || !has(self.spec.strategy.abTest) || "
+            "self.spec.strategy.abTest.variants.all(v, !has(v.model) || "
+            "self.metadata.name.size() + v.name.size() <= 62)",
+            "metadata.name and each A/B variant with a model must fit 62 characters together, so that "
+            "the variant's Service <name>-<variant> fits 63",
+        ),
     )
 
     api_version: Literal["modelramp.dev/v1alpha1"] = Field(

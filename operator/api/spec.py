@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
+from modelramp.operator.api.abtest import ABTestStrategy
 from modelramp.operator.api.analysis import AnalysisDefaults, AnalysisSpec, BackgroundAnalysis, Monitor
 from modelramp.operator.api.base import ApiModel, CelRule, ListMapKey
 from modelramp.operator.api.types import (
@@ -307,13 +308,54 @@ class Pause(ApiModel):
     )
 
 
+class ShadowStep(ApiModel):
+    """Mirror live traffic to the canary and judge it on the same requests as stable; every client
+    is answered by stable, the canary's answers are compared and discarded (docs/analysis.md,
+    "Shadow step")."""
+
+    cel_rules = (
+        CelRule(
+            "!has(self.analysis) || !has(self.analysis.metrics) || "
+            "self.analysis.metrics.all(m, !has(m.builtin) || m.builtin != 'input-drift')",
+            "a shadow step compares the canary with stable on the same requests: of the builtins only "
+            "error-rate, latency-p95 and prediction-drift apply",
+            field_path=".analysis.metrics",
+        ),
+    )
+
+    percent: int = Field(
+        default=100,
+        ge=1,
+        le=100,
+        description=(
+            "Percentage of stable's requests copied to the canary. The canary runs the pods that share "
+            "of the traffic needs, beside a stable at full size."
+        ),
+    )
+    duration: Duration | None = Field(
+        default=None,
+        description=(
+            "The longest the step mirrors, e.g. 10m. The step ends as soon as its analysis decides; "
+            "still undecided when the duration is over, it ends Inconclusive and the rollout pauses."
+        ),
+    )
+    analysis: AnalysisSpec | None = Field(
+        default=None,
+        description=(
+            "Metrics judged on the mirrored requests, paired with stable's answers to the same "
+            "requests; unset means spec.analysis.metrics."
+        ),
+    )
+
+
 class CanaryStep(ApiModel):
     """One step of a canary rollout: exactly one action."""
 
     cel_rules = (
         CelRule(
-            "(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) == 1",
-            "a step sets exactly one of setWeight, pause or analysis",
+            "(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) "
+            "+ (has(self.shadow) ? 1 : 0) == 1",
+            "a step sets exactly one of setWeight, pause, analysis or shadow",
         ),
     )
 
@@ -326,6 +368,13 @@ class CanaryStep(ApiModel):
     analysis: AnalysisSpec | None = Field(
         default=None,
         description="Measure the canary at the current weight; the step ends when the analysis does.",
+    )
+    shadow: ShadowStep | None = Field(
+        default=None,
+        description=(
+            "Copy stable's requests to the canary, answer from stable, and judge the canary on the "
+            "same requests (paired); a failed shadow rolls back, a passed one moves on."
+        ),
     )
 
 
@@ -345,8 +394,8 @@ class CanaryStrategy(ApiModel):
         min_length=1,
         max_length=MAX_STEPS,
         description=(
-            "The steps, in order; each is exactly one of setWeight, pause or analysis. After the last "
-            "step the canary is promoted to stable."
+            "The steps, in order; each is exactly one of setWeight, pause, analysis or shadow. After "
+            "the last step the canary is promoted to stable."
         ),
     )
     analysis: BackgroundAnalysis | None = Field(
@@ -410,17 +459,21 @@ class BlueGreenStrategy(ApiModel):
 
 
 class Strategy(ApiModel):
-    """How a new revision is rolled out: exactly one of canary or blueGreen."""
+    """How a new revision is rolled out: exactly one of canary, blueGreen or abTest."""
 
     cel_rules = (
         CelRule(
-            "(has(self.canary) ? 1 : 0) + (has(self.blueGreen) ? 1 : 0) == 1",
-            "exactly one of canary or blueGreen must be set",
+            "(has(self.canary) ? 1 : 0) + (has(self.blueGreen) ? 1 : 0) + (has(self.abTest) ? 1 : 0) == 1",
+            "exactly one of canary, blueGreen or abTest must be set",
         ),
     )
 
     canary: CanaryStrategy | None = Field(default=None, description="Progressive traffic shifting in steps.")
     blue_green: BlueGreenStrategy | None = Field(default=None, description="A preview, then one switch.")
+    ab_test: ABTestStrategy | None = Field(
+        default=None,
+        description="Sticky groups of users on two or more variants, then the winner is promoted.",
+    )
 
 
 # --- traffic routing -----------------------------------------------------------------------------
@@ -444,10 +497,34 @@ class HeaderMatch(ApiModel):
     )
 
 
+class InferencePools(ApiModel):
+    """Two InferencePools (Gateway API Inference Extension, inference.networking.k8s.io/v1) of the
+    user's, each with its endpoint picker, one selecting each track's pods."""
+
+    cel_rules = (CelRule("self.stable != self.canary", "the stable and canary pools must differ"),)
+
+    stable: ObjectName = Field(
+        description=(
+            "The pool of the stable pods: its selector.matchLabels hold modelramp.dev/name: <name> and "
+            "modelramp.dev/track: stable, its targetPorts the serving port."
+        )
+    )
+    canary: ObjectName = Field(
+        description="The pool of the canary pods (modelramp.dev/track: canary), in the same namespace."
+    )
+
+
 class GatewayApiRouting(ApiModel):
     """Gateway API: the operator sets the weights of the stable and canary backendRefs of an HTTPRoute."""
 
     http_route: ObjectName = Field(description="Name of the HTTPRoute.")
+    inference_pools: InferencePools | None = Field(
+        default=None,
+        description=(
+            "Route to these InferencePools (backendRef kind InferencePool) instead of the Services "
+            "<name>-stable and <name>-canary; they must be in the ModelDeployment's namespace."
+        ),
+    )
     namespace: DnsLabel | None = Field(
         default=None, description="Namespace of the HTTPRoute; defaults to the ModelDeployment's."
     )
@@ -589,6 +666,13 @@ class ModelDeploymentSpec(ApiModel):
             reason="FieldValueRequired",
         ),
         CelRule(
+            f"!has(self.strategy.canary) || {_ANALYSIS_DEFAULTS_EXIST} || self.strategy.canary.steps.all(s, "
+            "!has(s.shadow) || (has(s.shadow.analysis) && has(s.shadow.analysis.metrics)))",
+            "a shadow step without metrics needs spec.analysis.metrics",
+            field_path=".strategy.canary.steps",
+            reason="FieldValueRequired",
+        ),
+        CelRule(
             f"!has(self.strategy.canary) || !has(self.strategy.canary.analysis) || "
             f"has(self.strategy.canary.analysis.metrics) || {_ANALYSIS_DEFAULTS_EXIST}",
             "a background analysis without metrics needs spec.analysis.metrics",
@@ -616,7 +700,7 @@ class ModelDeploymentSpec(ApiModel):
         default_factory=ServingSpec,
         description="The model server pods; changing anything but replicas starts a rollout.",
     )
-    strategy: Strategy = Field(description="How a new revision is rolled out: canary or blueGreen.")
+    strategy: Strategy = Field(description="How a new revision is rolled out: canary, blueGreen or abTest.")
     traffic_routing: TrafficRouting = Field(
         default=TrafficRouting(replica_ratio=ReplicaRatioRouting()),
         description="How traffic is split between stable and canary; defaults to replicaRatio.",

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, StringConstraints, field_validator
 
+from modelramp.operator.api.abtest import ABTestStatus
 from modelramp.operator.api.base import ListMapKey, StatusModel
 from modelramp.operator.api.spec import ModelSource, ServingSpec
 
@@ -27,9 +28,14 @@ ConditionType = Literal["Ready", "Progressing", "Degraded", "Drifted"]
 ConditionStatus = Literal["True", "False", "Unknown"]
 Verdict = Literal["Successful", "Failed", "Inconclusive", "Error"]
 AnalysisPhase = Literal["Pending", "Running", "Successful", "Failed", "Inconclusive", "Error"]
-AnalysisKind = Literal["Step", "Background", "PrePromotion", "PostPromotion", "Monitor"]
+AnalysisKind = Literal["Step", "Background", "PrePromotion", "PostPromotion", "Monitor", "Shadow"]
 PauseReason = Literal[
-    "CanaryPauseStep", "BlueGreenPause", "InconclusiveAnalysis", "FailedAnalysis", "UserPaused"
+    "CanaryPauseStep",
+    "BlueGreenPause",
+    "InconclusiveAnalysis",
+    "FailedAnalysis",
+    "UserPaused",
+    "ABTestDecided",
 ]
 
 MAX_MEASUREMENTS = 50
@@ -163,8 +169,12 @@ class PauseCondition(StatusModel):
 
 
 Decision = Literal["Worse", "WithinBound", "Undecided"]
-StatisticalTest = Literal["fisher-exact", "mann-whitney", "chi-square"]
+StatisticalTest = Literal[
+    "fisher-exact", "mann-whitney", "chi-square", "mcnemar-exact", "wilcoxon-signed-rank", "stuart-maxwell"
+]
 MAX_BUCKETS = 64
+# A shadow step's joint prediction table: k x k cells for k <= 16 buckets.
+MAX_JOINT_CELLS = 256
 MAX_FEATURES = 64
 MAX_WORST_FEATURES = 3
 
@@ -198,6 +208,35 @@ class FeatureCounts(StatusModel):
     )
 
 
+class PairedCounts(StatusModel):
+    """A shadow step's counts of what stable and the canary each did with the same requests."""
+
+    canary_only: float = Field(
+        default=0, ge=0, description="error-rate: requests only the canary failed (discordant pairs)."
+    )
+    stable_only: float = Field(
+        default=0, ge=0, description="error-rate: requests only stable failed (discordant pairs)."
+    )
+    ratio_bounds: list[float] = Field(
+        default_factory=list,
+        max_length=MAX_BUCKETS,
+        description="latency-p95: upper bounds of the canary/stable duration-ratio buckets.",
+    )
+    ratio: list[float] = Field(
+        default_factory=list,
+        max_length=MAX_BUCKETS,
+        description="latency-p95: requests per duration-ratio bucket; the last is +Inf.",
+    )
+    joint: list[float] = Field(
+        default_factory=list,
+        max_length=MAX_JOINT_CELLS,
+        description=(
+            "prediction-drift: rows per (stable bucket, canary bucket), row-major by stable's bucket, "
+            "over the buckets of `bounds` plus +Inf."
+        ),
+    )
+
+
 class Evidence(StatusModel):
     """Counts of a builtin metric: one window's, or pooled over every measurement of its analysis.
 
@@ -215,6 +254,9 @@ class Evidence(StatusModel):
         default_factory=list,
         max_length=MAX_FEATURES,
         description="input-drift: per feature, the live and reference bucket counts.",
+    )
+    paired: PairedCounts | None = Field(
+        default=None, description="Shadow steps: what each track did with the same requests."
     )
 
 
@@ -341,7 +383,9 @@ class AnalysisRunStatus(StatusModel):
     """An analysis run of the current rollout, with enough state to resume after a restart."""
 
     name: str = Field(max_length=63, description="Unique within the rollout, e.g. step-2, background.")
-    kind: AnalysisKind = Field(description="Step, Background, PrePromotion or PostPromotion.")
+    kind: AnalysisKind = Field(
+        description="Step, Background, PrePromotion, PostPromotion, Monitor or Shadow."
+    )
     step_index: int | None = Field(default=None, ge=0, description="The step that started it (Step runs).")
     revision: Revision = Field(
         description="canaryRevision it measures; a run for another revision is never reused."
@@ -537,6 +581,10 @@ class ModelDeploymentStatus(StatusModel):
     )
     drift: DriftStatus | None = Field(
         default=None, description="spec.monitor's latest decided verdict; absent until one decides."
+    )
+    ab_test: ABTestStatus | None = Field(
+        default=None,
+        description="spec.strategy.abTest: the current or last test, per-variant figures and the winner.",
     )
     pending_write_backs: list[PendingWriteBack] = Field(
         default_factory=list,

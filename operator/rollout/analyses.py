@@ -4,7 +4,7 @@ background, blue-green pre/post promotion) and the runs in status."""
 from __future__ import annotations
 
 from modelramp.operator.api.analysis import AnalysisSpec, EffectiveMetric
-from modelramp.operator.api.spec import ModelDeploymentSpec
+from modelramp.operator.api.spec import CanaryStep, ModelDeploymentSpec
 from modelramp.operator.api.status import AnalysisKind, AnalysisRunStatus, ModelDeploymentStatus
 from modelramp.operator.rollout import runs
 from modelramp.operator.rollout.tick import Tick, Transition, changed, normal
@@ -15,6 +15,8 @@ def analysis_in(spec: ModelDeploymentSpec, kind: AnalysisKind, step_index: int |
     canary, blue_green = spec.strategy.canary, spec.strategy.blue_green
     if kind == "Step" and canary is not None and step_index is not None and step_index < len(canary.steps):
         return canary.steps[step_index].analysis
+    if kind == "Shadow" and canary is not None and step_index is not None and step_index < len(canary.steps):
+        return shadow_analysis(canary.steps[step_index])
     if kind == "Background" and canary is not None:
         return canary.analysis
     if kind == "PrePromotion" and blue_green is not None:
@@ -24,13 +26,22 @@ def analysis_in(spec: ModelDeploymentSpec, kind: AnalysisKind, step_index: int |
     return None
 
 
+def shadow_analysis(step: CanaryStep) -> AnalysisSpec | None:
+    """A shadow step's analysis: its own metrics, else spec.analysis.metrics (`analysis: {}`)."""
+    if step.shadow is None:
+        return None
+    return step.shadow.analysis or AnalysisSpec()
+
+
 def analysis_of(tick: Tick, kind: AnalysisKind, step_index: int | None) -> AnalysisSpec | None:
     return analysis_in(tick.spec, kind, step_index)
 
 
 def metrics_for_run(tick: Tick, run: AnalysisRunStatus) -> list[EffectiveMetric]:
     analysis = analysis_of(tick, run.kind, run.step_index)
-    return runs.effective_metrics(analysis, tick.spec) if analysis is not None else []
+    if analysis is None:
+        return []
+    return runs.effective_metrics(analysis, tick.spec, paired=run.kind == "Shadow")
 
 
 def current_run(
@@ -52,7 +63,7 @@ def start_analysis(
         kind,
         revision,
         step_index,
-        runs.effective_metrics(analysis, tick.spec),
+        runs.effective_metrics(analysis, tick.spec, paired=kind == "Shadow"),
         now=tick.now,
         provider=runs.has_provider(tick.spec, tick.config),
     )

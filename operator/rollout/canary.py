@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from modelramp.operator.api.spec import CanaryStep
-from modelramp.operator.api.status import AnalysisRunStatus, ModelDeploymentStatus, PauseReason
+from modelramp.operator.api.status import AnalysisKind, AnalysisRunStatus, ModelDeploymentStatus, PauseReason
 from modelramp.operator.api.types import parse_duration
-from modelramp.operator.rollout import analyses, lifecycle, runs
+from modelramp.operator.rollout import analyses, lifecycle, runs, shadow
 from modelramp.operator.rollout.tick import (
     Tick,
     Transition,
@@ -41,6 +41,8 @@ def describe_step(step: CanaryStep) -> str:
         return f"setWeight {step.set_weight}"
     if step.pause is not None:
         return f"pause {step.pause.duration}" if step.pause.duration else "pause until promoted"
+    if step.shadow is not None:
+        return f"shadow {step.shadow.percent}%"
     return "analysis"
 
 
@@ -61,7 +63,8 @@ def plan_replicas(tick: Tick, status: ModelDeploymentStatus) -> tuple[int, int]:
     strategy = tick.canary_strategy
     if promoting(status) or strategy is None:
         return total, tick.router.canary_pods(total, max(live, target))
-    return tick.router.canary_plan(total, live, target, strategy)
+    stable, canary = tick.router.canary_plan(total, live, target, strategy)
+    return stable, max(canary, shadow.mirror_pods(tick, status))
 
 
 def advance(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
@@ -90,6 +93,8 @@ def advance(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
         return _pause_step(tick, status, index, step)
     if step.analysis is not None:
         return _analysis_step(tick, status, index)
+    if step.shadow is not None:
+        return _shadow_step(tick, status, index)
     return _complete(tick, status, index)
 
 
@@ -122,7 +127,7 @@ def _position(tick: Tick, index: int) -> str:
 
 
 def _publish(tick: Tick, status: ModelDeploymentStatus, target: int, index: int) -> Transition | None:
-    if ready_for(tick, status, target):
+    if ready_for(tick, status, target) and shadow.shed(tick, status, target):
         weight = tick.router.share(tick.total, target)
         pods = f"{canary_needed(tick, target)}/{tick.total} pods"
         return changed(
@@ -131,17 +136,21 @@ def _publish(tick: Tick, status: ModelDeploymentStatus, target: int, index: int)
             last_set_weight=target,
             last_progress_time=tick.now,
         )
-    if tick.past_deadline(status):
-        needed = canary_needed(tick, target)
-        ready = tick.ready_pods("canary", canary_track_revision(status))
-        return lifecycle.rollback(
-            tick,
-            status,
-            "ProgressDeadlineExceeded",
-            f"{ready}/{needed} canary pods of revision {status.canary_revision} Ready after "
-            f"{tick.spec.progress_deadline_seconds}s (progressDeadlineSeconds)",
-        )
-    return None
+    return _past_deadline(tick, status, canary_needed(tick, target))
+
+
+def _past_deadline(tick: Tick, status: ModelDeploymentStatus, needed: int) -> Transition | None:
+    """Rolled back when the canary's pods were not Ready within progressDeadlineSeconds."""
+    if not tick.past_deadline(status):
+        return None
+    ready = tick.ready_pods("canary", canary_track_revision(status))
+    return lifecycle.rollback(
+        tick,
+        status,
+        "ProgressDeadlineExceeded",
+        f"{ready}/{needed} canary pods of revision {status.canary_revision} Ready after "
+        f"{tick.spec.progress_deadline_seconds}s (progressDeadlineSeconds)",
+    )
 
 
 def _complete(tick: Tick, status: ModelDeploymentStatus, index: int, *lifted: PauseReason) -> Transition:
@@ -192,13 +201,45 @@ def _analysis_step(tick: Tick, status: ModelDeploymentStatus, index: int) -> Tra
     return lifecycle.act_on_verdict(tick, status, run)
 
 
+def _shadow_step(tick: Tick, status: ModelDeploymentStatus, index: int) -> Transition | None:
+    """Mirror once the canary has the pods for it (the run's start turns the stable pods' tee on);
+    Successful moves on, Failed rolls back, and the step's duration ends an undecided run."""
+    run = analyses.current_run(tick, status, "Shadow", index)
+    if run is None:
+        pods = shadow.mirror_pods(tick, status)
+        if tick.has_ready("canary", status.canary_revision, pods):
+            return analyses.start_analysis(tick, status, "Shadow", index)
+        return _past_deadline(tick, status, pods)
+    if run.phase == "Successful":
+        return _complete(tick, status, index)
+    if run.phase in ("Running", "Pending"):
+        end = shadow.run_end(tick, run)
+        if end is None or tick.now < end:
+            return None
+        ended = runs.terminate(run, analyses.metrics_for_run(tick, run), tick.now)
+        return changed(
+            status,
+            normal("ShadowEnded", f"{_position(tick, index)}: shadow duration over; analysis {ended.phase}"),
+            analysis_runs=runs.upsert(status.analysis_runs, ended),
+        )
+    return lifecycle.act_on_verdict(tick, status, run)
+
+
+def _step_kind(step: CanaryStep) -> AnalysisKind | None:
+    """The kind of analysis run a step makes, if any."""
+    if step.analysis is not None:
+        return "Step"
+    return "Shadow" if step.shadow is not None else None
+
+
 def _retry_errored_step_analysis(tick: Tick, status: ModelDeploymentStatus, index: int) -> Transition | None:
     """A step analysis paused because its measurements failed is measured again, while the
     rollout stays paused; once a retry succeeds the rollout carries on by itself. An outage of the
     metrics system says nothing about the model: it neither promotes nor needs a human to undo."""
-    if index >= len(tick.steps) or tick.steps[index].analysis is None:
+    kind = _step_kind(tick.steps[index]) if index < len(tick.steps) else None
+    if kind is None:
         return None
-    run = analyses.current_run(tick, status, "Step", index)
+    run = analyses.current_run(tick, status, kind, index)
     if run is None:
         return None
     if (
@@ -257,6 +298,6 @@ def _promote_step(tick: Tick, status: ModelDeploymentStatus, index: int) -> Tran
 
 
 def _stop_if_current(tick: Tick, run: AnalysisRunStatus, index: int) -> AnalysisRunStatus:
-    if run.kind == "Step" and run.step_index == index:
+    if run.kind in ("Step", "Shadow") and run.step_index == index:
         return runs.terminate(run, analyses.metrics_for_run(tick, run), tick.now)
     return run

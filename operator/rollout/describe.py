@@ -9,7 +9,7 @@ rollout and kept until a retry, a promote or a new revision.
 from __future__ import annotations
 
 from modelramp.operator.api.status import AnalysisRunStatus, ModelDeploymentStatus, Phase
-from modelramp.operator.rollout import bluegreen, canary
+from modelramp.operator.rollout import abtest, bluegreen, canary
 from modelramp.operator.rollout.conditions import UNHEALTHY, reason_of
 from modelramp.operator.rollout.tick import Tick, pause_reasons, promoting, rollout_active
 from modelramp.operator.rollout.traffic import canary_needed
@@ -25,6 +25,9 @@ def describe(tick: Tick, status: ModelDeploymentStatus) -> Description:
     if promoting(status):
         return _promoting(tick, status)
     if rollout_active(tick, status):
+        tested = abtest.describe(tick, status) if tick.ab_test else None
+        if tested is not None:
+            return tested
         return _canary(tick, status) if tick.canary_strategy else _blue_green(tick, status)
     return _steady(tick, status)
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from modelramp.operator.api.status import ModelDeploymentStatus, ResolvedModel
-from modelramp.operator.rollout import analyses, bluegreen, canary, lifecycle, monitor, runs
+from modelramp.operator.rollout import abtest, analyses, bluegreen, canary, lifecycle, monitor, runs, shadow
 from modelramp.operator.rollout.conditions import UNHEALTHY, conditions_for, reason_of
 from modelramp.operator.rollout.describe import describe
 from modelramp.operator.rollout.model import EventRecord, ReconcileInput, ReconcileOutput
@@ -52,6 +52,7 @@ def reconcile(inp: ReconcileInput) -> ReconcileOutput:
         desired_model=inp.model or ResolvedModel(uri=desired.model.uri, resolved_uri=desired.model.uri),
         router=router_for(inp.md.spec.traffic_routing, backends_of(inp.md)),
         reads={read.ref: read for read in inp.observed.routing},
+        ab_windows=tuple(inp.ab_windows),
     )
     before = inp.md.status
     status, events = _fold_measurements(tick, before)
@@ -60,7 +61,8 @@ def reconcile(inp: ReconcileInput) -> ReconcileOutput:
     status, described_events = _described(tick, before, status, events)
     return ReconcileOutput(
         apply=_objects(tick, status),
-        routing_writes=routing_writes(tick, status),
+        routing_writes=[*routing_writes(tick, status), *shadow.config_writes(tick, status)],
+        delete=abtest.stale_objects(tick, status),
         status=status,
         events=events + described_events,
         requeue_after=_requeue_after(tick, status),
@@ -82,18 +84,25 @@ def _fold_measurements(
     watched = status.monitor
     if watched is not None:
         watched = runs.fold(watched, monitor.monitor_metrics(tick.spec), tick.measurements, tick.now)
-    return updated(status, analysis_runs=folded, measurements=measurements, monitor=watched), events
+    status = updated(status, analysis_runs=folded, measurements=measurements, monitor=watched)
+    tested = abtest.fold(tick, status)
+    return tested, events + abtest.events_for_windows(tick, status, tested)
 
 
 def _strategy_advance(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
     if not rollout_active(tick, status):
         return None
+    if tick.ab_test:
+        return abtest.advance(tick, status)
     return canary.advance(tick, status) if tick.canary_strategy else bluegreen.advance(tick, status)
 
 
 def _promote_after_abort(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
     if tick.canary_strategy:
         return canary.promote_after_abort(tick, status)
+    if tick.ab_test:
+        # An aborted A/B test is over; `modelramp retry` starts it again.
+        return None
     return bluegreen.promote_after_abort(tick, status)
 
 
@@ -175,7 +184,10 @@ def _described(
 
 
 def _objects(tick: Tick, status: ModelDeploymentStatus) -> list[dict[str, Any]]:
-    plan = canary.plan_replicas if tick.canary_strategy else bluegreen.plan_replicas
+    if tick.ab_test:
+        plan = abtest.plan_replicas
+    else:
+        plan = canary.plan_replicas if tick.canary_strategy else bluegreen.plan_replicas
     stable_replicas, canary_replicas = plan(tick, status)
     stable_template = status.stable_template or tick.desired
     rolling_out = status.canary_revision == tick.desired_revision
@@ -196,8 +208,13 @@ def _objects(tick: Tick, status: ModelDeploymentStatus) -> list[dict[str, Any]]:
         canary_replicas,
         model=status.canary_model if rolling_out else status.stable_model,
     )
-    active = tick.router.apex_track(tick.canary_strategy is not None, status.last_set_weight or 0)
-    return [stable, canary_track, *get_services(tick.md, active)]
+    # An A/B test's pods assign and forward by the table: any of them may take any request.
+    splits = tick.canary_strategy is not None or tick.ab_test is not None
+    active = tick.router.apex_track(splits, status.last_set_weight or 0)
+    if active is None and shadow.mirror_only(tick, status):
+        active = "stable"
+    tracks = [stable, canary_track, *get_services(tick.md, active)]
+    return abtest.objects(tick, status, tracks) if tick.ab_test else tracks
 
 
 def _requeue_after(tick: Tick, status: ModelDeploymentStatus) -> float | None:
@@ -207,6 +224,7 @@ def _requeue_after(tick: Tick, status: ModelDeploymentStatus) -> float | None:
         bluegreen.auto_promotion_time(tick, status) if tick.blue_green else None,
         bluegreen.scale_down_time(tick, status) if tick.blue_green else None,
     ]
+    times += [shadow.run_end(tick, run) for run in status.analysis_runs if run.kind == "Shadow"]
     left = canary.pause_end(tick, status) if tick.canary_strategy else None
     if left is not None:
         times.append(tick.now + left)
@@ -216,6 +234,7 @@ def _requeue_after(tick: Tick, status: ModelDeploymentStatus) -> float | None:
     # A measurement already due (a run started this tick) is taken on the next tick, at once.
     wakeups = [runs.wakeup(run, analyses.metrics_for_run(tick, run)) for run in status.analysis_runs]
     wakeups += [runs.retry_time(run, analyses.metrics_for_run(tick, run)) for run in status.analysis_runs]
+    wakeups.append(abtest.wakeup(tick, status))
     if status.monitor is not None:
         watching = monitor.monitor_metrics(tick.spec)
         wakeups += [runs.wakeup(status.monitor, watching), monitor.next_run_time(status.monitor, watching)]

@@ -17,7 +17,7 @@ from modelramp.operator.api.status import (
     PauseReason,
     Phase,
 )
-from modelramp.operator.rollout import analyses
+from modelramp.operator.rollout import analyses, variants
 from modelramp.operator.rollout.conditions import conditions_for
 from modelramp.operator.rollout.model import EventRecord
 from modelramp.operator.rollout.tick import (
@@ -80,6 +80,8 @@ def new_revision(tick: Tick, status: ModelDeploymentStatus) -> Transition | None
     replaced revision are dropped, never inherited (flagger#30)."""
     if tick.desired_revision in (status.stable_revision, status.canary_revision):
         return None
+    if variants.concluded_here(tick, status):
+        return None
     target = f"revision {tick.desired_revision} ({tick.desired.model.uri})"
     if _never_served(tick, status):
         event = normal("Deploying", f"stable never became Ready: {target} replaces it directly")
@@ -117,12 +119,13 @@ def _stable_ago(tick: Tick, status: ModelDeploymentStatus) -> int | None:
     return len(recent) - recent.index(tick.desired_revision)
 
 
-def _history_after_promotion(status: ModelDeploymentStatus) -> list[str]:
-    """stableHistory once the canary takes over from stable: the outgoing stable is the newest
-    entry and the incoming one leaves it (it is stable now), so each revision is in it once and
-    its position says how many stable revisions ago it served."""
+def history_after_promotion(status: ModelDeploymentStatus, incoming: str | None = None) -> list[str]:
+    """stableHistory once the canary (or `incoming`, an A/B challenger) takes over from stable:
+    the outgoing stable is the newest entry and the incoming one leaves it (it is stable now), so
+    each revision is in it once and its position says how many stable revisions ago it served."""
     outgoing = [status.stable_revision] if status.stable_revision is not None else []
-    kept = [r for r in status.stable_history if r not in (status.stable_revision, status.canary_revision)]
+    arriving = incoming if incoming is not None else status.canary_revision
+    kept = [r for r in status.stable_history if r not in (status.stable_revision, arriving)]
     return [*kept, *outgoing][-MAX_STABLE_HISTORY:]
 
 
@@ -160,10 +163,11 @@ def cancel(tick: Tick, status: ModelDeploymentStatus) -> Transition | None:
         "RolloutCancelled",
         f"spec is back to stable {status.stable_revision}: rollout of {status.canary_revision} cancelled",
     )
-    return changed(status, event, **_idle())
+    return changed(status, event, **idle())
 
 
-def _idle() -> StatusUpdate:
+def idle() -> StatusUpdate:
+    """The status fields of no rollout in progress."""
     return {
         "canary_revision": None,
         "canary_model": None,
@@ -254,7 +258,7 @@ def begin_promotion(tick: Tick, status: ModelDeploymentStatus) -> Transition:
         status,
         normal("Promoting", f"promoting revision {status.canary_revision}: stable takes its template"),
         stable_revision=status.canary_revision,
-        stable_history=_history_after_promotion(status),
+        stable_history=history_after_promotion(status),
         stable_template=tick.desired,
         stable_model=status.canary_model,
         analysis_runs=stopped,
@@ -279,7 +283,7 @@ def finish_promotion(tick: Tick, status: ModelDeploymentStatus) -> Transition | 
         )
     if live_weight(tick, status) != 0:
         return None
-    update: StatusUpdate = {**_idle(), "last_progress_time": tick.now}
+    update: StatusUpdate = {**idle(), "last_progress_time": tick.now}
     return changed(
         status,
         normal("Promoted", f"revision {status.stable_revision} ({tick.desired.model.uri}) is stable"),

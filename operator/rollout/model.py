@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from modelramp.operator.api.abtest import ABWindow
 from modelramp.operator.api.resource import ModelDeployment
 from modelramp.operator.api.status import Measurement, ModelDeploymentStatus, ResolvedModel
 from modelramp.operator.routers.base import ObjectRef, RoutingRead, RoutingWrite
@@ -41,7 +42,8 @@ class ObservedDeployment(_Frozen):
     """One owned Deployment as the API server reports it (`<name>-stable` or `<name>-canary`)."""
 
     name: str
-    track: Track
+    # `variant`: an A/B challenger's own Deployment (`<name>-<variant>`).
+    track: Track | Literal["variant"]
     revision: str | None = Field(default=None, description="pod template label modelramp.dev/revision")
     spec_replicas: int = Field(default=0, ge=0)
     ready_replicas: int = Field(default=0, ge=0)
@@ -72,6 +74,9 @@ class Observed(_Frozen):
     routing: list[RoutingRead] = Field(
         default_factory=list, description="the objects the traffic router asked for (`reads`), as read"
     )
+    variants: dict[str, ObservedDeployment] = Field(
+        default_factory=dict, description="A/B challengers' own Deployments by variant name"
+    )
 
 
 class EngineConfig(_Frozen):
@@ -99,6 +104,9 @@ class ReconcileInput(BaseModel):
     )
     now: datetime
     config: EngineConfig
+    ab_windows: list[ABWindow] = Field(
+        default_factory=list, description="windows of the A/B test's decision metric measured this tick"
+    )
     model: ResolvedModel | None = Field(
         default=None,
         description=(

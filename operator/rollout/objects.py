@@ -12,9 +12,11 @@ revision get them at their first apply and keep them, so they restart no pod.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any, Final
 
 from modelramp.operator.api.resource import API_VERSION, KIND, ModelDeployment
+from modelramp.operator.api.spec import ModelDeploymentSpec
 from modelramp.operator.api.status import ResolvedModel, RevisionTemplate
 from modelramp.operator.rollout.model import Track
 from modelramp.operator.routers.base import Backends
@@ -32,6 +34,8 @@ MODEL_SOURCE_ANNOTATION = "modelramp.dev/model-source"
 SERVER_CONTAINER = "server"
 # The serving image runs as 65532 and writes only under $TMPDIR (model downloads, caches), so the
 # container needs no root, no writable image, no capabilities; /tmp is a per-pod emptyDir.
+# Periods of 5 s the model server has to start listening before liveness counts.
+STARTUP_FAILURES = 60
 SERVER_SECURITY_CONTEXT: Final = {
     "runAsNonRoot": True,
     "readOnlyRootFilesystem": True,
@@ -40,6 +44,12 @@ SERVER_SECURITY_CONTEXT: Final = {
 }
 POD_SECURITY_CONTEXT: Final = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 TMP_VOLUME = "tmp"
+# A spec with a shadow step mounts its `<name>-shadow` ConfigMap (rollout/shadow.py): the stable
+# pods read from it where to copy their requests to, and kubelet refreshes it without a restart.
+SHADOW_VOLUME = "shadow"
+SHADOW_DIR = "/etc/modelramp/shadow"
+SHADOW_KEY = "shadow.json"
+SHADOW_CONFIG_ENV = "MODELRAMP_SHADOW_CONFIG"
 TRACKS: tuple[Track, ...] = ("stable", "canary")
 SERVICE_PORT = 80
 
@@ -58,7 +68,29 @@ def backends_of(md: ModelDeployment) -> Backends:
         canary=track_name(md, "canary"),
         port=SERVICE_PORT,
         owner=get_owner_reference(md) if md.metadata.uid else None,
+        target_port=md.spec.serving.port,
     )
+
+
+def shadow_config_name(md: ModelDeployment) -> str:
+    return f"{_name(md)}-shadow"
+
+
+def has_shadow_step(spec: ModelDeploymentSpec) -> bool:
+    """The strategy has a shadow step, so the pods mount the shadow ConfigMap."""
+    canary = spec.strategy.canary
+    return canary is not None and any(step.shadow is not None for step in canary.steps)
+
+
+def get_shadow_config_map(md: ModelDeployment, config: dict[str, Any]) -> Manifest:
+    """`<name>-shadow`: where the stable pods copy their requests to (`{}`: nowhere)."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": owned_metadata(md, shadow_config_name(md), {NAME_LABEL: _name(md)}),
+        "data": {SHADOW_KEY: text},
+    }
 
 
 def get_owner_reference(md: ModelDeployment) -> dict[str, Any]:
@@ -97,7 +129,7 @@ def get_deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(md, track_name(md, track), {**selector, REVISION_LABEL: revision}),
+        "metadata": owned_metadata(md, track_name(md, track), {**selector, REVISION_LABEL: revision}),
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": selector},
@@ -119,9 +151,21 @@ def get_pod_spec(md: ModelDeployment, template: RevisionTemplate, revision: str)
         "ports": [{"name": "http", "containerPort": serving.port, "protocol": "TCP"}],
         "readinessProbe": _probe("/v2/health/ready", period=5),
         "livenessProbe": _probe("/v2/health/live", period=10),
+        # Importing torch takes tens of seconds on a busy node, past the liveness probe's 30 s: the
+        # kubelet restarted every pod once on node-real-1. The server listens before it loads the
+        # model, so this only covers the start of the process (up to 5 minutes).
+        "startupProbe": _probe("/v2/health/live", period=5, failures=STARTUP_FAILURES),
         "securityContext": copy.deepcopy(SERVER_SECURITY_CONTEXT),
         "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}],
     }
+    volumes: list[dict[str, Any]] = [{"name": TMP_VOLUME, "emptyDir": {}}]
+    if has_shadow_step(md.spec):
+        # Optional: a pod starts before the operator first writes the ConfigMap, and copies nothing.
+        volumes.append(
+            {"name": SHADOW_VOLUME, "configMap": {"name": shadow_config_name(md), "optional": True}}
+        )
+        container["volumeMounts"].append({"name": SHADOW_VOLUME, "mountPath": SHADOW_DIR, "readOnly": True})
+        container["env"].append({"name": SHADOW_CONFIG_ENV, "value": f"{SHADOW_DIR}/{SHADOW_KEY}"})
     if serving.image_pull_policy:
         container["imagePullPolicy"] = serving.image_pull_policy
     if serving.resources:
@@ -132,7 +176,7 @@ def get_pod_spec(md: ModelDeployment, template: RevisionTemplate, revision: str)
     pod: dict[str, Any] = {
         "containers": [container],
         "securityContext": copy.deepcopy(POD_SECURITY_CONTEXT),
-        "volumes": [{"name": TMP_VOLUME, "emptyDir": {}}],
+        "volumes": volumes,
     }
     if serving.node_selector:
         pod["nodeSelector"] = dict(serving.node_selector)
@@ -150,7 +194,7 @@ def get_service(md: ModelDeployment, name: str, selector: dict[str, str]) -> Man
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(md, name, {NAME_LABEL: _name(md)}),
+        "metadata": owned_metadata(md, name, {NAME_LABEL: _name(md)}),
         "spec": {
             "type": "ClusterIP",
             "selector": selector,
@@ -233,11 +277,12 @@ def _env(md: ModelDeployment, template: RevisionTemplate, revision: str) -> list
     return list(env.values())
 
 
-def _probe(path: str, period: int) -> dict[str, Any]:
-    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "failureThreshold": 3}
+def _probe(path: str, period: int, failures: int = 3) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "failureThreshold": failures}
 
 
-def _metadata(md: ModelDeployment, name: str, labels: dict[str, str]) -> dict[str, Any]:
+def owned_metadata(md: ModelDeployment, name: str, labels: dict[str, str]) -> dict[str, Any]:
+    """Name, namespace, labels and the ownerReference of an object the ModelDeployment owns."""
     return {
         "name": name,
         "namespace": md.metadata.namespace,

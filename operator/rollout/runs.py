@@ -43,6 +43,7 @@ _KIND_PREFIX: dict[AnalysisKind, str] = {
     "PrePromotion": "pre-promotion",
     "PostPromotion": "post-promotion",
     "Monitor": "monitor",
+    "Shadow": "shadow",
 }
 
 
@@ -52,10 +53,13 @@ def run_name(kind: AnalysisKind, revision: str, step_index: int | None = None) -
     return f"{prefix}-{revision}"
 
 
-def effective_metrics(analysis: AnalysisSpec, spec: ModelDeploymentSpec) -> list[EffectiveMetric]:
+def effective_metrics(
+    analysis: AnalysisSpec, spec: ModelDeploymentSpec, *, paired: bool = False
+) -> list[EffectiveMetric]:
+    """The metrics of `analysis` with every default applied; `paired` for a shadow step's."""
     builtins = builtin_metrics_in_rollout(spec)
     return [
-        effective_metric(metric, spec.analysis, builtins)
+        effective_metric(metric, spec.analysis, builtins, paired=paired)
         for metric in analysis_metrics(analysis, spec.analysis)
     ]
 
@@ -67,6 +71,7 @@ def builtin_metrics_in_rollout(spec: ModelDeploymentSpec) -> int:
     analyses: list[AnalysisSpec | None] = []
     if canary is not None:
         analyses += [step.analysis for step in canary.steps] + [canary.analysis]
+        analyses += [step.shadow.analysis or AnalysisSpec() for step in canary.steps if step.shadow]
     if blue_green is not None:
         analyses += [blue_green.pre_promotion_analysis, blue_green.post_promotion_analysis]
     return sum(

@@ -13,6 +13,7 @@ from typing import TypedDict
 
 from typing_extensions import Unpack
 
+from modelramp.operator.api.abtest import ABTestStatus, ABTestStrategy, ABWindow
 from modelramp.operator.api.resource import ModelDeployment
 from modelramp.operator.api.spec import BlueGreenStrategy, CanaryStep, CanaryStrategy, ModelDeploymentSpec
 from modelramp.operator.api.status import (
@@ -46,6 +47,8 @@ class Tick:
     desired_model: ResolvedModel
     router: TrafficRouter
     reads: Reads
+    # This tick's windows of the A/B test's decision metric (spec.strategy.abTest).
+    ab_windows: tuple[ABWindow, ...] = ()
 
     @property
     def spec(self) -> ModelDeploymentSpec:
@@ -67,6 +70,10 @@ class Tick:
     @property
     def blue_green(self) -> BlueGreenStrategy | None:
         return self.spec.strategy.blue_green
+
+    @property
+    def ab_test(self) -> ABTestStrategy | None:
+        return self.spec.strategy.ab_test
 
     @property
     def steps(self) -> list[CanaryStep]:
@@ -141,6 +148,7 @@ class StatusUpdate(TypedDict, total=False):
     conditions: list[Condition]
     monitor: AnalysisRunStatus | None
     drift: DriftStatus | None
+    ab_test: ABTestStatus | None
     pending_write_backs: list[PendingWriteBack]
 
 

@@ -133,6 +133,8 @@ class Backends:
     canary: str
     port: int
     owner: Json | None = None
+    # The pods' own port (spec.serving.port), which an InferencePool's targetPorts name.
+    target_port: int = 8080
 
     def track_service(self, track: Track) -> str:
         return self.stable if track == "stable" else self.canary

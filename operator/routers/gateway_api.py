@@ -6,6 +6,10 @@ When the spec asks for them, while a rollout runs, it also owns a RequestMirror 
 on every rule (`mirrorPercent`), and rules of its own named `<name>-canary-header-<rule>` (`canaryHeader`):
 each a copy of a user's rule whose matches also require the header, to the canary alone (the Gateway
 API prefers the match with more header matches, so they win over the rule they copy).
+With `inferencePools`, the backends are two InferencePools of the user's (Gateway API Inference
+Extension v1, each with its endpoint picker: an endpoint picker serves one pool, so the pools come
+with the user's install of them) instead of the per-track Services; the operator only reads them,
+to check that each selects its track's pods on the serving port, and weights them the same way.
 `spec.rules` is an atomic list in the Gateway API schema, so the patch carries every rule in full
 (copied from the live route) as a JSON merge patch of `spec.rules`, guarded by the resourceVersion
 it was computed from; the route's other fields are left alone.
@@ -24,6 +28,7 @@ from modelramp.operator.routers.base import (
     PolicyRule,
     Reads,
     RoutingWrite,
+    Track,
     Traffic,
     Weights,
     agreed_traffic,
@@ -33,6 +38,11 @@ from modelramp.operator.routers.splitting import SplittingRouter
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 API_VERSION = f"{GATEWAY_GROUP}/v1"
+INFERENCE_GROUP = "inference.networking.k8s.io"
+INFERENCE_API_VERSION = f"{INFERENCE_GROUP}/v1"
+NAME_LABEL = "modelramp.dev/name"
+TRACK_LABEL = "modelramp.dev/track"
+TRACKS: tuple[Track, Track] = ("stable", "canary")
 
 
 def _rules(route: Json) -> list[dict[str, Any]]:
@@ -43,29 +53,22 @@ def _rules(route: Json) -> list[dict[str, Any]]:
     return rules
 
 
-def _backend(service: str, weight: int, port: int) -> dict[str, Any]:
+def _service(service: str, weight: int, port: int) -> dict[str, Any]:
     return {"group": "", "kind": "Service", "name": service, "port": port, "weight": weight}
 
 
-def _weights(rule: Json, backends: Backends) -> Weights | None:
-    """The canary's share of one rule: it must split between exactly our two backends."""
-    refs = {ref.get("name"): ref for ref in rule.get("backendRefs") or []}
-    if set(refs) != {backends.stable, backends.canary} or len(rule["backendRefs"]) != 2:
-        return None
-    # An unset weight is 1 in the Gateway API.
-    stable_weight = int(refs[backends.stable].get("weight", 1))
-    canary_weight = int(refs[backends.canary].get("weight", 1))
-    if stable_weight + canary_weight == 0:
-        return None
-    return Weights.of_canary(round(100 * canary_weight / (stable_weight + canary_weight)))
+def _pool(pool: str, weight: int) -> dict[str, Any]:
+    # An InferencePool backendRef has no port: the pool's targetPorts say where its pods listen.
+    return {"group": INFERENCE_GROUP, "kind": "InferencePool", "name": pool, "weight": weight}
 
 
 class GatewayApiRouter(SplittingRouter):
     """`TrafficRouter` over the user's HTTPRoute."""
 
-    # Read by name and patched; nothing watches HTTPRoutes.
+    # Read by name and patched; nothing watches HTTPRoutes. InferencePools are only read.
     RBAC: ClassVar[tuple[PolicyRule, ...]] = (
         PolicyRule(GATEWAY_GROUP, "httproutes", frozenset({"get", "patch"})),
+        PolicyRule(INFERENCE_GROUP, "inferencepools", frozenset({"get"})),
     )
 
     def __init__(self, spec: GatewayApiRouting, backends: Backends) -> None:
@@ -78,16 +81,64 @@ class GatewayApiRouter(SplittingRouter):
             name=spec.http_route,
             namespace=spec.namespace or backends.namespace,
         )
+        pools = spec.inference_pools
+        self.pools: dict[Track, ObjectRef] = {}
+        if pools is not None:
+            self.pools = {
+                track: ObjectRef(
+                    api_version=INFERENCE_API_VERSION,
+                    kind="InferencePool",
+                    name=pools.stable if track == "stable" else pools.canary,
+                    namespace=backends.namespace,
+                )
+                for track in TRACKS
+            }
 
     def reads(self) -> list[ObjectRef]:
-        return [self.route]
+        return [self.route, *self.pools.values()]
+
+    def _backend(self, track: Track, weight: int) -> dict[str, Any]:
+        if self.pools:
+            return _pool(self.pools[track].name, weight)
+        return _service(self.backends.track_service(track), weight, self.backends.port)
+
+    def _weights(self, rule: Json) -> Weights | None:
+        """The canary's share of one rule: it must split between exactly our two backends."""
+        kind = "InferencePool" if self.pools else "Service"
+        names = {track: self._backend(track, 0)["name"] for track in TRACKS}
+        refs = {ref.get("name"): ref for ref in rule.get("backendRefs") or []}
+        if set(refs) != set(names.values()) or len(rule["backendRefs"]) != 2:
+            return None
+        if any(ref.get("kind", "Service") != kind for ref in refs.values()):
+            return None
+        # An unset weight is 1 in the Gateway API.
+        stable_weight = int(refs[names["stable"]].get("weight", 1))
+        canary_weight = int(refs[names["canary"]].get("weight", 1))
+        if stable_weight + canary_weight == 0:
+            return None
+        return Weights.of_canary(round(100 * canary_weight / (stable_weight + canary_weight)))
+
+    def _pool_problem(self, reads: Reads) -> str | None:
+        """Why a pool can't carry its track: it must select exactly the track's pods of this
+        ModelDeployment (its endpoint picker picks among those) on the serving port."""
+        for track, ref in self.pools.items():
+            spec = (reads[ref].body or {}).get("spec") or {}
+            labels = (spec.get("selector") or {}).get("matchLabels") or {}
+            wanted = {NAME_LABEL: self.backends.name, TRACK_LABEL: track}
+            if any(labels.get(key) != value for key, value in wanted.items()):
+                shown = ", ".join(f"{key}: {value}" for key, value in wanted.items())
+                return f"{ref}: selector.matchLabels must hold {shown} (the {track} pods), has {labels}"
+            ports = [port.get("number") for port in spec.get("targetPorts") or []]
+            if self.backends.target_port not in ports:
+                return f"{ref}: targetPorts {ports} lack the serving port {self.backends.target_port}"
+        return None
 
     def _body(self, reads: Reads) -> Json | None:
         read = reads.get(self.route)
         return read.body if read is not None else None
 
     def problem(self, reads: Reads) -> str | None:
-        problem = unreadable(reads, [self.route])
+        problem = unreadable(reads, self.reads())
         body = self._body(reads)
         if problem is not None or body is None:
             return problem
@@ -95,7 +146,7 @@ class GatewayApiRouter(SplittingRouter):
             _rules(body)
         except ValueError as error:
             return str(error)
-        return None
+        return self._pool_problem(reads)
 
     def _ours(self, rule: Json) -> bool:
         return str(rule.get("name", "")).startswith(self.header_prefix)
@@ -124,7 +175,7 @@ class GatewayApiRouter(SplittingRouter):
         if body is None or self.problem(reads):
             return None
         user = self._user_rules(body)
-        weights = [_weights(rule, self.backends) for _, rule in user]
+        weights = [self._weights(rule) for _, rule in user]
         if self.spec.canary_header is None and self.spec.mirror_percent is None:
             return agreed_traffic(weights, None, published)
         present = {rule.get("name") for rule in _rules(body) if self._ours(rule)}
@@ -141,13 +192,12 @@ class GatewayApiRouter(SplittingRouter):
         if body is None or self.problem(reads):
             return []
         split = Weights.of_canary(wanted.weight)
-        port = self.backends.port
         rules = []
         for key, rule in self._user_rules(body):
             written = copy.deepcopy(rule)
             written["backendRefs"] = [
-                _backend(self.backends.stable, split.stable, port),
-                _backend(self.backends.canary, split.canary, port),
+                self._backend("stable", split.stable),
+                self._backend("canary", split.canary),
             ]
             if self.spec.mirror_percent is not None:
                 filters = [f for f in written.get("filters") or [] if not self._is_mirror(f)]
@@ -184,5 +234,5 @@ class GatewayApiRouter(SplittingRouter):
             copied["filters"] = filters
         else:
             copied.pop("filters", None)
-        copied["backendRefs"] = [_backend(self.backends.canary, 1, self.backends.port)]
+        copied["backendRefs"] = [self._backend("canary", 1)]
         return copied

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from support.operator import ModelDeployments, OperatorProcess, Recorder, canary_md, healthy, with_model
-from support.prometheus import INSTALL_HINT, PrometheusServer, Target, prometheus_binary
+from support.prometheus import PrometheusServer, Target
 from support.serving import ServingProcess
 from support.traffic import WeightedTraffic
 
@@ -60,8 +60,6 @@ def harness(
 ) -> Iterator[Harness]:
     """Stable and canary model servers for each ModelDeployment in `request.param` (default: all
     of CANARIES), and a Prometheus scraping them."""
-    if prometheus_binary() is None:
-        pytest.fail(INSTALL_HINT)
     names: list[str] = getattr(request, "param", list(CANARIES))
     model_dir = tmp_path_factory.mktemp("models")
     models = {name: save_model(CANARIES[name], model_dir) for name in names}

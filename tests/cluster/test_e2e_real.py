@@ -2,19 +2,25 @@
 
 The operator runs in-cluster from its image, installed by the chart (make chart-install); the model
 servers are pods of the serving image loading the example TorchScript scorers from a hostPath
-PersistentVolume (manifests/e2e); Prometheus (Debian's) finds the pods with Kubernetes service
-discovery and the chart's scrape job (charts/modelramp/files/model-servers-scrape.yaml); a client on
-the node sends requests through the ModelDeployment's ClusterIP Service, so kube-proxy splits them
-by ready pods. A retrained model is promoted and a model answering 5xx is rolled back, each on
-Prometheus's data; the measured share per track is printed against the published weight.
+PersistentVolume (manifests/e2e); Prometheus (built from its Go module with Kubernetes discovery)
+finds the pods with the chart's scrape job (charts/modelramp/files/model-servers-scrape.yaml).
+
+A client on the node sends requests two ways. Through the ModelDeployment's ClusterIP Service
+(replica ratio), kube-proxy splits them by ready pods: a retrained model is promoted and a model
+answering 5xx is rolled back, each on Prometheus's data. Through Traefik's Gateway API provider
+(tests/support/gateway.py), the split is the weights the operator writes into the HTTPRoute: at each
+paused step the client sends at least 1,000 requests and the canary's share must be within 5
+points of the weight. Each measured share is printed against the published weight.
 """
 
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +28,9 @@ import kubernetes
 import pytest
 import yaml
 from support.cluster import KUBECONFIG, Kube
-from support.prometheus import PrometheusServer
+from support.gateway import TraefikGateway
+from support.operator import MODELRAMP
+from support.prometheus import PrometheusServer, pod_discovery_job
 from support.traffic import ServiceTraffic
 
 pytestmark = [
@@ -37,9 +45,15 @@ pytestmark = [
 REPO = Path(__file__).resolve().parents[2]
 E2E = REPO / "manifests" / "e2e"
 SERVING_IMAGE = "localhost/modelramp-serving:dev"
-# The node's address on its bridge: pods reach the host there, and only pods do.
+# The node's address on its bridge: pods reach the host there, and only pods and the node do.
 NODE_IP = "10.244.0.1"
 OPERATOR_NAMESPACE = "modelramp-system"
+GATEWAY_REQUESTS = 1000
+# The issue's goal for the gateway. Traefik's weighted round robin is deterministic (earliest
+# deadline first): over n requests each backend's count is within one request of its weight's
+# share, so 5 points over 1,000 requests only leaves room for the measurement window's edges. A
+# random pick would be a binomial count, sd <= 1.6 points at n = 1,000: 5 points is 3.2 sd.
+GATEWAY_TOLERANCE = 5.0
 
 
 def _docs(path: Path) -> list[dict[str, Any]]:
@@ -62,18 +76,36 @@ def models(kube: Kube, namespace: str) -> Iterator[str]:
 
 @pytest.fixture
 def prometheus(namespace: str, tmp_path: Path) -> Iterator[PrometheusServer]:
-    job: dict[str, Any] = yaml.safe_load(
-        (REPO / "charts/modelramp/files/model-servers-scrape.yaml").read_text()
-    )
-    job["scrape_interval"] = "2s"
-    for sd in job["kubernetes_sd_configs"]:
-        sd |= {"kubeconfig_file": str(KUBECONFIG), "namespaces": {"names": [namespace]}}
+    """Prometheus on the node's bridge address (the operator's pod queries it there), finding the
+    namespace's pods with the chart's scrape job."""
+    job = pod_discovery_job(KUBECONFIG, namespace)
     with PrometheusServer(tmp_path / "prometheus", targets=[], host=NODE_IP, scrape_configs=[job]) as server:
         yield server
 
 
-def _md(name: str, claim: str, prometheus_url: str) -> dict[str, Any]:
-    """manifests/e2e/scorer.yaml, with analyses on the error rate between the steps."""
+@pytest.fixture
+def gateway(kube: Kube, namespace: str, tmp_path: Path) -> Iterator[TraefikGateway]:
+    """Traefik serving the namespace's Gateway `web` on the node's bridge address."""
+    with TraefikGateway(tmp_path / "traefik", KUBECONFIG, namespace, host=NODE_IP) as traefik:
+        objects = traefik.objects("web")
+        kube.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objects))
+        try:
+            kube.kubectl(
+                "-n",
+                namespace,
+                "wait",
+                "--for=condition=Programmed",
+                "gateway/web",
+                "--timeout=60s",
+                timeout=70,
+            )
+            yield traefik
+        finally:
+            kube.kubectl("delete", "gatewayclass", traefik.gateway_class, "--wait=false", check=False)
+
+
+def _md(name: str, claim: str, prometheus_url: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """manifests/e2e/scorer.yaml with these steps and analyses on the error rate."""
     (body,) = _docs(E2E / "scorer.yaml")
     body = copy.deepcopy(body)
     body["metadata"] = {"name": name}
@@ -81,12 +113,7 @@ def _md(name: str, claim: str, prometheus_url: str) -> dict[str, Any]:
     spec["serving"]["image"] = SERVING_IMAGE
     spec["serving"]["nodeSelector"] = {"modelramp.dev/node": "real"}
     spec["serving"]["podTemplate"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] = claim
-    spec["strategy"]["canary"]["steps"] = [
-        {"setWeight": 25},
-        {"analysis": {}},
-        {"setWeight": 50},
-        {"analysis": {}},
-    ]
+    spec["strategy"]["canary"]["steps"] = steps
     spec["analysis"] = {
         "prometheus": {"address": prometheus_url},
         "interval": "10s",
@@ -100,6 +127,7 @@ class Rollouts:
     def __init__(self, kube: Kube, namespace: str) -> None:
         self.kube, self.namespace = kube, namespace
         self.api = kubernetes.client.CustomObjectsApi(kube.api_client)
+        self.apps = kubernetes.client.AppsV1Api(kube.api_client)
 
     def apply(self, body: dict[str, Any]) -> None:
         self.kube.kubectl("-n", self.namespace, "apply", "-f", "-", input=yaml.safe_dump(body))
@@ -111,82 +139,250 @@ class Rollouts:
         status: dict[str, Any] = obj.get("status", {})
         return status
 
-    def wait(self, name: str, phases: set[str], timeout: float = 600) -> dict[str, Any]:
+    def wait_for(
+        self, name: str, done: Callable[[dict[str, Any]], bool], what: str, timeout: float = 600
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         status: dict[str, Any] = {}
         while time.monotonic() < deadline:
             status = self.status(name)
-            if status.get("phase") in phases:
+            if done(status):
                 return status
             time.sleep(1)
-        raise AssertionError(f"{name} never reached {phases}: {status}")
+        raise AssertionError(f"{name} never {what}: {status}")
 
+    def wait(self, name: str, phases: set[str], timeout: float = 600) -> dict[str, Any]:
+        return self.wait_for(name, lambda s: s.get("phase") in phases, f"reached {phases}", timeout)
 
-def _report(name: str, traffic: ServiceTraffic, stable: str, canary: str) -> dict[int, float]:
-    """Prints, per published weight, the measured canary share of the answers; returns it."""
-    by_weight: dict[int, Counter[str]] = {}
-    for (weight, version, code), count in traffic.answers.items():
-        track = "canary" if version == canary else "stable" if version == stable else f"error {code}"
-        by_weight.setdefault(weight, Counter())[track] += count
-    shares = {}
-    print(f"\n{name}: traffic through the Service, per published canary weight")
-    for weight, tracks in sorted(by_weight.items()):
-        answered = tracks["stable"] + tracks["canary"]
-        shares[weight] = tracks["canary"] / answered if answered else 0.0
-        print(
-            f"  weight {weight:3d}%: {sum(tracks.values()):5d} requests, canary share "
-            f"{100 * shares[weight]:5.1f}% of {answered} answered ({dict(tracks)})"
+    def ready_pods(self, name: str) -> tuple[int, int]:
+        """(canary, stable) ready pods."""
+        ready = []
+        for track in ("canary", "stable"):
+            try:
+                deployment = self.apps.read_namespaced_deployment(f"{name}-{track}", self.namespace)
+                ready.append(deployment.status.ready_replicas or 0)
+            except kubernetes.client.ApiException:
+                ready.append(0)
+        return ready[0], ready[1]
+
+    def promote(self, name: str) -> None:
+        """`modelramp promote`, as a user ends a pause."""
+        subprocess.run(
+            [str(MODELRAMP), "promote", name, "-n", self.namespace],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "KUBECONFIG": str(KUBECONFIG), "PYTHONSAFEPATH": "1"},
+            timeout=60,
         )
-    return shares
 
 
-def _roll(
+@pytest.fixture
+def rollouts(kube: Kube, namespace: str) -> Iterator[Rollouts]:
+    deployments = kubernetes.client.AppsV1Api(kube.api_client)
+    operator = deployments.list_namespaced_deployment(OPERATOR_NAMESPACE).items
+    assert operator and operator[0].status.ready_replicas, "install the operator first: make e2e-real"
+    yield Rollouts(kube, namespace)
+    # While the operator still runs to remove its finalizer: make e2e-real uninstalls it next, and
+    # the namespace would never finish terminating.
+    delete = ["delete", "modeldeployments", "--all", "--wait", "--timeout=120s"]
+    kube.kubectl("-n", namespace, *delete, timeout=130, check=False)
+
+
+def _tracks(
+    answers: Counter[tuple[Hashable, str, int]], stable: str, canary: str
+) -> dict[Hashable, Counter[str]]:
+    """Per label, how many requests each track answered (and how many failed, by status)."""
+    by_label: dict[Hashable, Counter[str]] = {}
+    for (label, version, code), count in answers.items():
+        track = "canary" if version == canary else "stable" if version == stable else f"error {code}"
+        by_label.setdefault(label, Counter())[track] += count
+    return by_label
+
+
+def _share(tracks: Counter[str]) -> float:
+    answered = tracks["stable"] + tracks["canary"]
+    return tracks["canary"] / answered if answered else 0.0
+
+
+# --- through the ClusterIP Service: replica ratio ------------------------------------------------
+
+
+def _roll_through_service(
     rollouts: Rollouts, kube: Kube, name: str, *, claim: str, prometheus: PrometheusServer, new_model: str
 ) -> tuple[dict[str, Any], dict[int, float]]:
-    body = _md(name, claim, f"http://{NODE_IP}:{prometheus.port}")
+    steps = [{"setWeight": 25}, {"analysis": {}}, {"setWeight": 50}, {"analysis": {}}]
+    body = _md(name, claim, f"http://{NODE_IP}:{prometheus.port}", steps)
     rollouts.apply(body)
     first = rollouts.wait(name, {"Healthy"})
     service = kubernetes.client.CoreV1Api(kube.api_client).read_namespaced_service(name, rollouts.namespace)
-    traffic = ServiceTraffic(
-        f"http://{service.spec.cluster_ip}",
-        name,
-        weight=lambda: int(rollouts.status(name).get("canaryWeight", 0)),
-    )
+
+    def label() -> tuple[int, int, int]:
+        return (int(rollouts.status(name).get("canaryWeight", 0)), *rollouts.ready_pods(name))
+
+    traffic = ServiceTraffic(f"http://{service.spec.cluster_ip}", name, label=label)
     traffic.start()
     try:
         body["spec"]["model"]["uri"] = f"file:///models/scorer-{new_model}.pt"
         rollouts.apply(body)
-        rollouts.wait(name, {"Progressing"}, timeout=60)
-        canary = rollouts.wait(name, {"Progressing"}).get("canaryRevision", "")
+        canary = rollouts.wait(name, {"Progressing"}, timeout=60).get("canaryRevision", "")
         end = rollouts.wait(name, {"Healthy", "Degraded", "RolledBack", "Failed"}, timeout=900)
     finally:
         traffic.stop()
-    return end, _report(name, traffic, first["stableRevision"], canary)
-
-
-@pytest.fixture
-def rollouts(kube: Kube, namespace: str) -> Rollouts:
-    deployments = kubernetes.client.AppsV1Api(kube.api_client)
-    operator = deployments.list_namespaced_deployment(OPERATOR_NAMESPACE).items
-    assert operator and operator[0].status.ready_replicas, "install the operator first: make e2e-real"
-    return Rollouts(kube, namespace)
+    print(f"\n{name}: through the Service (kube-proxy), per published weight and ready pods")
+    shares: dict[int, Counter[str]] = {}
+    for key, tracks in sorted(_tracks(traffic.snapshot(), first["stableRevision"], canary).items()):
+        weight, canary_pods, stable_pods = key  # type: ignore[misc]
+        pods = canary_pods + stable_pods
+        pod_share = 100 * canary_pods / max(pods, 1)
+        print(
+            f"  weight {weight:3d}%, canary pods {canary_pods}/{pods} ({pod_share:5.1f}%): "
+            f"canary share {100 * _share(tracks):5.1f}% of {tracks['stable'] + tracks['canary']} answered "
+            f"({dict(tracks)})"
+        )
+        shares.setdefault(weight, Counter()).update(tracks)
+    return end, {weight: _share(tracks) for weight, tracks in shares.items()}
 
 
 def test_retrained_model_is_promoted_through_the_service(
     rollouts: Rollouts, kube: Kube, models: str, prometheus: PrometheusServer
 ) -> None:
-    end, shares = _roll(
+    end, shares = _roll_through_service(
         rollouts, kube, "scorer-good", claim=models, prometheus=prometheus, new_model="drifted"
     )
     assert end["phase"] == "Healthy" and end["stableModel"]["uri"] == "file:///models/scorer-drifted.pt", end
     # Both tracks answered while the canary held traffic: kube-proxy really split it.
     assert 0 < shares.get(25, 0.0) < 1 and 0 < shares.get(50, 0.0) < 1, shares
+    # The metrics contract on the real path: every scraped pod of the namespace carries its
+    # ModelDeployment and track from its labels, and the analyses' counter has both tracks.
+    pods = kubernetes.client.CoreV1Api(kube.api_client).list_namespaced_pod(rollouts.namespace).items
+    owners = {
+        pod.metadata.name: (
+            pod.metadata.labels["modelramp.dev/name"],
+            pod.metadata.labels["modelramp.dev/track"],
+        )
+        for pod in pods
+        if "modelramp.dev/name" in (pod.metadata.labels or {})
+    }
+    up = prometheus.query(f'up{{job="modelramp-model-servers", namespace="{rollouts.namespace}"}}')
+    assert {sample["metric"]["pod"] for sample in up} & set(owners), (up, owners, prometheus.log_tail())
+    for sample in up:
+        labels = sample["metric"]
+        assert labels["pod"] not in owners or owners[labels["pod"]] == (
+            labels["modeldeployment"],
+            labels["track"],
+        )
+    requests = prometheus.query(
+        f'sum by (modeldeployment, track) (modelramp_requests_total{{namespace="{rollouts.namespace}"}})'
+    )
+    assert {(s["metric"]["modeldeployment"], s["metric"]["track"]) for s in requests} == {
+        ("scorer-good", "stable"),
+        ("scorer-good", "canary"),
+    }, requests
 
 
 def test_model_answering_5xx_is_rolled_back_through_the_service(
     rollouts: Rollouts, kube: Kube, models: str, prometheus: PrometheusServer
 ) -> None:
-    end, _ = _roll(rollouts, kube, "scorer-bug", claim=models, prometheus=prometheus, new_model="buggy")
+    end, _ = _roll_through_service(
+        rollouts, kube, "scorer-bug", claim=models, prometheus=prometheus, new_model="buggy"
+    )
     assert end["phase"] == "RolledBack" and end["stableModel"]["uri"] == "file:///models/scorer-good.pt", end
     runs = end.get("analysisRuns", [])
     assert any(run.get("phase") == "Failed" for run in runs), runs
+
+
+# --- through the gateway: Gateway API weights ------------------------------------------------------
+
+
+def _route(name: str) -> dict[str, Any]:
+    """The user's HTTPRoute: everything the gateway takes, to stable; the operator owns the weights."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name},
+        "spec": {
+            "parentRefs": [{"name": "web"}],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                    "backendRefs": [{"name": f"{name}-stable", "port": 80}],
+                }
+            ],
+        },
+    }
+
+
+def _route_weights(kube: Kube, namespace: str, name: str) -> dict[str, int]:
+    route = kubernetes.client.CustomObjectsApi(kube.api_client).get_namespaced_custom_object(
+        "gateway.networking.k8s.io", "v1", namespace, "httproutes", name
+    )
+    return {ref["name"]: ref.get("weight", 1) for ref in route["spec"]["rules"][0]["backendRefs"]}
+
+
+def test_retrained_model_is_promoted_through_the_gateway(
+    rollouts: Rollouts, kube: Kube, models: str, prometheus: PrometheusServer, gateway: TraefikGateway
+) -> None:
+    name = "scorer-gw"
+    # Each pause holds a weight until the client has measured it; the analysis runs at 50%.
+    steps = [
+        {"setWeight": 20},
+        {"pause": {}},
+        {"setWeight": 50},
+        {"analysis": {}},
+        {"pause": {}},
+        {"setWeight": 80},
+        {"pause": {}},
+    ]
+    pauses = {1: 20, 4: 50, 6: 80}
+    body = _md(name, models, f"http://{NODE_IP}:{prometheus.port}", steps)
+    body["spec"]["serving"]["replicas"] = 2
+    body["spec"]["trafficRouting"] = {"gatewayAPI": {"httpRoute": name}}
+    kube.kubectl("-n", rollouts.namespace, "apply", "-f", "-", input=yaml.safe_dump(_route(name)))
+    rollouts.apply(body)
+    first = rollouts.wait(name, {"Healthy"})
+    # The label is the weight being measured, or None between measurements.
+    measuring: list[int | None] = [None]
+    traffic = ServiceTraffic(
+        f"{gateway.url}", name, label=lambda: measuring[0], rate=50.0, new_connections=False
+    )
+    traffic.start()
+    try:
+        body["spec"]["model"]["uri"] = "file:///models/scorer-drifted.pt"
+        rollouts.apply(body)
+        canary = rollouts.wait(name, {"Progressing"}, timeout=60).get("canaryRevision", "")
+        for step, weight in pauses.items():
+            rollouts.wait_for(
+                name,
+                lambda s, step=step: s.get("currentStepIndex") == step and bool(s.get("pauseConditions")),
+                f"paused at step {step}",
+            )
+            assert _route_weights(kube, rollouts.namespace, name) == {
+                f"{name}-stable": 100 - weight,
+                f"{name}-canary": weight,
+            }
+            gateway.wait_for_route(kube.api_client, name)
+            measuring[0] = weight
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                tracks = _tracks(traffic.snapshot(), first["stableRevision"], canary).get(weight, Counter())
+                if tracks["stable"] + tracks["canary"] >= GATEWAY_REQUESTS:
+                    break
+                time.sleep(0.5)
+            measuring[0] = None
+            rollouts.promote(name)
+        end = rollouts.wait(name, {"Healthy", "Degraded", "RolledBack", "Failed"}, timeout=600)
+    finally:
+        traffic.stop()
+    by_weight = _tracks(traffic.snapshot(), first["stableRevision"], canary)
+    print(f"\n{name}: through the gateway (Traefik, HTTPRoute weights), per paused step")
+    for weight in pauses.values():
+        tracks = by_weight.get(weight, Counter())
+        print(
+            f"  weight {weight:3d}%: canary share {100 * _share(tracks):5.1f}% of "
+            f"{tracks['stable'] + tracks['canary']} answered ({dict(tracks)})"
+        )
+    assert end["phase"] == "Healthy" and end["stableModel"]["uri"] == "file:///models/scorer-drifted.pt", end
+    for weight in pauses.values():
+        tracks = by_weight.get(weight, Counter())
+        assert tracks["stable"] + tracks["canary"] >= GATEWAY_REQUESTS, (weight, tracks, gateway.log_tail())
+        assert abs(100 * _share(tracks) - weight) <= GATEWAY_TOLERANCE, (weight, tracks)

@@ -95,6 +95,11 @@ def test_istio_networking_crds_are_served(kube: Kube) -> None:
     assert not [name for name in groups if name.endswith(".istio.io") and ".networking." not in f".{name}"]
 
 
+def test_inference_pool_crd_is_served_at_v1(kube: Kube) -> None:
+    resources = kube.kubectl("api-resources", "--api-group=inference.networking.k8s.io", "-o", "wide").stdout
+    assert "inferencepools" in resources and "inference.networking.k8s.io/v1" in resources
+
+
 def test_kubeconfig_works_from_python_client_with_rbac(kube: Kube, namespace: str) -> None:
     authz = kubernetes.client.AuthorizationV1Api(kube.api_client)
     review = authz.create_self_subject_access_review(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from prometheus.synthetic import Behaviour, SyntheticServing
 from support.operator import V2, ModelDeployments, OperatorProcess, canary_md, healthy, with_model
-from support.prometheus import INSTALL_HINT, PrometheusServer, Target, prometheus_binary
+from support.prometheus import PrometheusServer, Target
 
 pytestmark = [pytest.mark.cluster, pytest.mark.prometheus]
 
@@ -20,8 +20,6 @@ CANARIES = {"good": Behaviour(seed=2), "bad": Behaviour(error_share=0.3, seed=3)
 
 @pytest.fixture
 def prometheus(namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    if prometheus_binary() is None:
-        pytest.fail(INSTALL_HINT)
     servers = {(name, "canary"): SyntheticServing(canary) for name, canary in CANARIES.items()}
     servers |= {(name, "stable"): SyntheticServing(Behaviour(seed=1)) for name in CANARIES}
     for server in servers.values():

@@ -1,6 +1,7 @@
 """RBAC proof: the operator, holding nothing but a token of the chart's ServiceAccount, drives
-full canary rollouts through every router (a Gateway API HTTPRoute; an Istio VirtualService with
-a DestinationRule, a header route and a mirror; an NGINX canary Ingress with header and cookie) to
+full canary rollouts through every router (a Gateway API HTTPRoute, to Services and to
+InferencePools; an Istio VirtualService with a DestinationRule, a header route and a mirror; an
+NGINX canary Ingress with header and cookie) and one with a shadow step (its ConfigMap) to
 promotion, then releases the deleted ModelDeployments. A missing permission fails a rollout or
 leaves a 403 in the operator's log.
 
@@ -19,6 +20,7 @@ operator on the shared cluster would act on every other test's ModelDeployments.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import kubernetes
 import pytest
 import yaml
 from support.chart import render
@@ -39,6 +42,7 @@ from support.operator import (
     destination_rule,
     healthy,
     http_route,
+    inference_pool,
     ingress,
     install_crd,
     install_peering_crds,
@@ -255,7 +259,36 @@ ROUTED: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {
         },
         [ingress("edge-ing", "edge")],
     ),
+    "pool": (
+        {
+            "gatewayAPI": {
+                "httpRoute": "pool-route",
+                "inferencePools": {"stable": "pool-s", "canary": "pool-c"},
+            }
+        },
+        [
+            http_route("pool-route"),
+            inference_pool("pool-s", "stable", "pool"),
+            inference_pool("pool-c", "canary", "pool"),
+        ],
+    ),
 }
+# A shadow step first: the operator writes its `<name>-shadow` ConfigMap (on, then off).
+SHADOWED = "twin"
+
+
+ERRORS = {"name": "errors", "builtin": "error-rate", "threshold": 0.01}
+
+
+def shadow_config(mds: ModelDeployments, name: str) -> dict[str, Any]:
+    try:
+        found = mds.core.read_namespaced_config_map(f"{name}-shadow", mds.namespace)
+    except kubernetes.client.ApiException as error:
+        if error.status == 404:
+            return {}
+        raise
+    config: dict[str, Any] = json.loads(found.data["shadow.json"])
+    return config
 
 
 def roll_out_and_delete(mds: ModelDeployments) -> None:
@@ -273,23 +306,33 @@ def roll_out_and_delete(mds: ModelDeployments) -> None:
             mds.apply(body)
         bodies[name] = canary_md(steps, name=name, trafficRouting=routing)
         mds.apply(bodies[name])
-    for name in ROUTED:
+    # Measured against a Prometheus that isn't there: the shadow runs (and mirrors) until promoted.
+    unreachable = {"prometheus": {"address": "http://127.0.0.1:1"}, "metrics": [ERRORS]}
+    bodies[SHADOWED] = canary_md([{"shadow": {"percent": 50}}, *steps], name=SHADOWED, analysis=unreachable)
+    mds.apply(bodies[SHADOWED])
+    names = [*ROUTED, SHADOWED]
+    for name in names:
         healthy(mds, name)
     wait_for("route at 100/0", lambda: route_weights(mds.route("web-route"), "web") == (100, 0))
     for body in bodies.values():
         mds.apply(with_model(body, V2))
+    wait_for("the shadow's mirror on", lambda: "target" in shadow_config(mds, SHADOWED))
+    mds.cli("promote", SHADOWED)
+    wait_for("the shadow's mirror off", lambda: shadow_config(mds, SHADOWED) == {})
     for name in ROUTED:
         at_step(mds, 1, 20, name)
+    # Without a router the pods are the route: 20 % of 4 pods is 1, a quarter of the requests.
+    at_step(mds, 2, 25, SHADOWED)
     wait_for("route at 80/20", lambda: route_weights(mds.route("web-route"), "web") == (80, 20))
-    for name in ROUTED:
+    for name in names:
         mds.cli("promote", name)
-    for name in ROUTED:
+    for name in names:
         healthy(mds, name, uri=V2)
     wait_for("route back at 100/0", lambda: route_weights(mds.route("web-route"), "web") == (100, 0))
     mds.delete_all()
     wait_for(
         "owned objects garbage-collected",
-        lambda: all(mds.deployment(f"{n}-{t}") is None for n in ROUTED for t in ("stable", "canary")),
+        lambda: all(mds.deployment(f"{n}-{t}") is None for n in names for t in ("stable", "canary")),
         timeout=60,
     )
 

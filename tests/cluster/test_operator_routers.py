@@ -8,6 +8,7 @@ tests check objects, not HTTP traffic."""
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,8 +16,7 @@ from typing import Any
 
 import kubernetes
 import pytest
-import yaml
-from support.api_documents import SAMPLES, load_yaml
+from support.api_documents import load_yaml
 from support.operator import (
     V2,
     ModelDeployments,
@@ -26,17 +26,15 @@ from support.operator import (
     destination_rule,
     healthy,
     http_route,
+    inference_pool,
     ingress,
+    replicas,
     route_weights,
     virtual_service,
     wait_for,
     with_model,
 )
-
-from modelramp.operator.api import ModelDeployment
-from modelramp.operator.rollout.objects import backends_of
-from modelramp.operator.routers.base import ObjectRef
-from modelramp.operator.routers.registry import router_for
+from support.samples import UNREGISTERED, create_prerequisites
 
 pytestmark = pytest.mark.cluster
 
@@ -210,6 +208,101 @@ def test_gateway_header_rule_and_mirror_filter_are_written_and_restored_on_abort
     wait_for("route at 100/0", lambda: route_weights(mds.route("web-route"), "web") == (100, 0))
 
 
+def pool_weights(route: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """(kind, name, weight) of the first rule's backendRefs."""
+    return [
+        (ref.get("kind", "Service"), ref["name"], ref.get("weight", 1))
+        for ref in route["spec"]["rules"][0]["backendRefs"]
+    ]
+
+
+def test_gateway_weights_inference_pools_and_restores_them_on_abort(
+    operator: OperatorProcess, mds: ModelDeployments
+) -> None:
+    mds.apply(http_route("web-route"))
+    mds.apply(inference_pool("web-stable-pool", "stable"))
+    mds.apply(inference_pool("web-canary-pool", "canary"))
+    pools = {"stable": "web-stable-pool", "canary": "web-canary-pool"}
+    routing = {"gatewayAPI": {"httpRoute": "web-route", "inferencePools": pools}}
+    body = canary_md([{"setWeight": 20}, {"pause": {}}], trafficRouting=routing)
+    mds.apply(body)
+    healthy(mds)
+    idle = [("InferencePool", "web-stable-pool", 100), ("InferencePool", "web-canary-pool", 0)]
+    wait_for("the route on the pools at 100/0", lambda: pool_weights(mds.route("web-route")) == idle)
+    (ref, _) = mds.route("web-route")["spec"]["rules"][0]["backendRefs"]
+    assert ref == {
+        "group": "inference.networking.k8s.io",
+        "kind": "InferencePool",
+        "name": "web-stable-pool",
+        "weight": 100,
+    }
+
+    mds.apply(with_model(body, V2))
+    at_step(mds, 1, 20)
+    running = [("InferencePool", "web-stable-pool", 80), ("InferencePool", "web-canary-pool", 20)]
+    wait_for("the pools at 80/20", lambda: pool_weights(mds.route("web-route")) == running)
+
+    mds.cli("abort", "web")
+    wait_for("the pools back at 100/0", lambda: pool_weights(mds.route("web-route")) == idle)
+
+
+def test_a_pool_that_selects_other_pods_is_reported_and_left_unrouted(
+    operator: OperatorProcess, mds: ModelDeployments
+) -> None:
+    mds.apply(http_route("web-route"))
+    mds.apply(inference_pool("web-stable-pool", "stable"))
+    mds.apply(inference_pool("web-canary-pool", "stable"))
+    pools = {"stable": "web-stable-pool", "canary": "web-canary-pool"}
+    mds.apply(
+        canary_md(
+            [{"setWeight": 20}],
+            trafficRouting={"gatewayAPI": {"httpRoute": "web-route", "inferencePools": pools}},
+        )
+    )
+    status = mds.wait_status("web", "the pool named", lambda s: "web-canary-pool" in s.get("message", ""))
+    assert "modelramp.dev/track: canary" in status["message"]
+    assert [ref["name"] for ref in mds.route("web-route")["spec"]["rules"][0]["backendRefs"]] == ["web"]
+
+
+def test_shadow_step_tells_the_stable_pods_where_to_copy_while_it_runs(
+    operator: OperatorProcess, mds: ModelDeployments
+) -> None:
+    metric = {"name": "errors", "builtin": "error-rate", "threshold": 0.01}
+    body = canary_md(
+        [{"shadow": {"percent": 40}}, {"setWeight": 50}],
+        replicas=4,
+        analysis={"prometheus": {"address": "http://127.0.0.1:1"}, "metrics": [metric]},
+    )
+    mds.apply(body)
+    healthy(mds)
+    stable = mds.deployment("web-stable").spec.template.spec
+    assert [volume.config_map.name for volume in stable.volumes if volume.config_map] == ["web-shadow"]
+    mds.apply(with_model(body, V2))
+    status = mds.wait_status(
+        "web",
+        "the shadow running",
+        lambda s: any(r.get("kind") == "Shadow" for r in s.get("analysisRuns", [])),
+    )
+
+    def config() -> dict[str, Any] | None:
+        found = mds.core.read_namespaced_config_map("web-shadow", mds.namespace)
+        return json.loads(found.data["shadow.json"])
+
+    wanted = {
+        "target": f"http://web-canary.{mds.namespace}.svc:80",
+        "percent": 40,
+        "stableVersion": status["stableRevision"],
+        "canaryVersion": status["canaryRevision"],
+    }
+    wait_for("the mirror on", lambda: config() == wanted)
+    # The mirror's pods (40 % of 4) take no real traffic: the apex Service selects stable alone.
+    assert replicas(mds, "web-canary") == 2
+    assert mds.service("web").spec.selector == {"modelramp.dev/name": "web", "modelramp.dev/track": "stable"}
+    assert mds.status("web")["canaryWeight"] == 0
+    mds.cli("abort", "web")
+    wait_for("the mirror off", lambda: config() == {})
+
+
 def canary_ingress(mds: ModelDeployments) -> dict[str, Any] | None:
     body: dict[str, Any] | None = read(mds, "networking.k8s.io/v1", "ingresses", "web-ing-canary")
     return body
@@ -265,47 +358,6 @@ def test_nginx_canary_ingress_weight_header_and_cookie_are_written_and_restored_
 # --- every sample becomes Healthy ------------------------------------------------------------------
 
 
-def prerequisites(md: ModelDeployment) -> list[tuple[str | None, dict[str, Any]]]:
-    """(namespace, object) the user must create before applying `md`: the routing objects its
-    router reads (all but those the operator owns) and the pods' ServiceAccount."""
-    name = md.metadata.name or ""
-    istio = md.spec.traffic_routing.istio
-
-    def user_object(ref: ObjectRef) -> dict[str, Any] | None:
-        if ref.kind == "HTTPRoute":
-            return http_route(ref.name)
-        if ref.kind == "VirtualService":
-            return virtual_service(ref.name, name, istio.routes if istio else None)
-        if ref.kind == "DestinationRule":
-            return destination_rule(ref.name, name)
-        if ref.kind == "Ingress" and not ref.name.endswith("-canary"):
-            return ingress(ref.name, name)
-        return None
-
-    found: list[tuple[str | None, dict[str, Any]]] = []
-    for ref in router_for(md.spec.traffic_routing, backends_of(md)).reads():
-        body = user_object(ref)
-        if body is not None:
-            found.append((ref.namespace or None, body))
-    template = md.spec.serving.pod_template
-    account = template.spec.get("serviceAccountName") if template and template.spec else None
-    if account:
-        found.append((None, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account}}))
-    return found
-
-
-# Samples whose model is a `models:/` URI need an MLflow registry holding that version (see
-# tests/cluster/test_operator_registry.py for the registry's own rollouts); every other sample,
-# every router among them, is driven here. manifests/e2e/ runs real pods on node-real-1 with the
-# serving image (`make e2e-rollout` drives it), which kwok's fake nodes can't stand in for.
-UNREGISTERED = [
-    path
-    for path in SAMPLES
-    if not load_yaml(path)["spec"]["model"]["uri"].startswith("models:/")
-    and "manifests/e2e/" not in str(path)
-]
-
-
 def test_every_router_has_a_sample_driven_here() -> None:
     routers = {
         next(iter(load_yaml(path)["spec"].get("trafficRouting") or {"replicaRatio": {}}))
@@ -318,13 +370,7 @@ def test_every_router_has_a_sample_driven_here() -> None:
 def test_sample_becomes_healthy(operator: OperatorProcess, mds: ModelDeployments, path: Path) -> None:
     sample = load_yaml(path)
     name = sample["metadata"]["name"]
-    md = ModelDeployment.model_validate(
-        {**sample, "metadata": {**sample["metadata"], "namespace": mds.namespace}}
-    )
-    for namespace, body in prerequisites(md):
-        where = namespace or mds.namespace
-        mds.kube.kubectl("create", "namespace", where, check=False)
-        mds.kube.kubectl("-n", where, "apply", "-f", "-", input=yaml.safe_dump(body))
+    create_prerequisites(mds, sample)
     mds.apply(sample)
     status = mds.wait_status(name, "Healthy", lambda s: s.get("phase") == "Healthy", timeout=90)
     assert status["stableModel"]["uri"] == sample["spec"]["model"]["uri"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from support.prometheus import INSTALL_HINT, PrometheusServer, Target, prometheus_binary
+from support.prometheus import PrometheusServer, Target
 
 from .synthetic import Behaviour, SyntheticServing
 
@@ -46,8 +46,6 @@ def serving() -> Iterator[dict[tuple[str, str], SyntheticServing]]:
 def prometheus(
     serving: dict[tuple[str, str], SyntheticServing], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PrometheusServer]:
-    if prometheus_binary() is None:
-        pytest.skip(INSTALL_HINT)
     targets = [
         Target(server.address, {"namespace": NAMESPACE, "modeldeployment": name, "track": track})
         for (name, track), server in serving.items()

@@ -17,6 +17,8 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from support.prometheus import free_port
 
+from modelramp.serving.shadow_metrics import ShadowMetrics
+
 PREDICTION_BUCKETS = tuple(round(0.1 * step, 1) for step in range(1, 11))
 TICK_SECONDS = 0.1
 
@@ -33,29 +35,14 @@ class Behaviour:
     seed: int = 0
 
 
-class SyntheticServing:
-    def __init__(self, behaviour: Behaviour, model: str = "demo", version: str = "1") -> None:
-        self.behaviour = behaviour
+class _Exporter:
+    """A registry on its own 127.0.0.1 port, and a thread recording a tick of traffic every
+    TICK_SECONDS (`_record`)."""
+
+    def __init__(self, seed: int) -> None:
         self.port = free_port()
-        self._labels = {"model": model, "version": version}
-        self._rng = np.random.default_rng(behaviour.seed)
+        self._rng = np.random.default_rng(seed)
         self._registry = CollectorRegistry()
-        self._requests = Counter(
-            "modelramp_requests_total", "requests", ["model", "version", "code"], registry=self._registry
-        )
-        self._duration = Histogram(
-            "modelramp_request_duration_seconds",
-            "request time",
-            ["model", "version"],
-            registry=self._registry,
-        )
-        self._prediction = Histogram(
-            "modelramp_prediction",
-            "score",
-            ["model", "version"],
-            buckets=PREDICTION_BUCKETS,
-            registry=self._registry,
-        )
         self._stopping = threading.Event()
         self._traffic = threading.Thread(target=self._serve_traffic, daemon=True)
         self._server: WSGIServer | None = None
@@ -78,9 +65,35 @@ class SyntheticServing:
 
     def _serve_traffic(self) -> None:
         while not self._stopping.wait(TICK_SECONDS):
-            self._record_tick()
+            self._record()
 
-    def _record_tick(self) -> None:
+    def _record(self) -> None:
+        raise NotImplementedError
+
+
+class SyntheticServing(_Exporter):
+    def __init__(self, behaviour: Behaviour, model: str = "demo", version: str = "1") -> None:
+        super().__init__(behaviour.seed)
+        self.behaviour = behaviour
+        self._labels = {"model": model, "version": version}
+        self._requests = Counter(
+            "modelramp_requests_total", "requests", ["model", "version", "code"], registry=self._registry
+        )
+        self._duration = Histogram(
+            "modelramp_request_duration_seconds",
+            "request time",
+            ["model", "version"],
+            registry=self._registry,
+        )
+        self._prediction = Histogram(
+            "modelramp_prediction",
+            "score",
+            ["model", "version"],
+            buckets=PREDICTION_BUCKETS,
+            registry=self._registry,
+        )
+
+    def _record(self) -> None:
         count = self.behaviour.requests_per_tick
         failed = self._rng.random(count) < self.behaviour.error_share
         latencies = self.behaviour.median_latency_seconds * self._rng.lognormal(0.0, 0.25, count)
@@ -90,3 +103,36 @@ class SyntheticServing:
             self._duration.labels(**self._labels).observe(float(latency))
             if not is_error:
                 self._prediction.labels(**self._labels).observe(float(score))
+
+
+class SyntheticTee(_Exporter):
+    """Stands in for a stable pod's shadow tee (serving/shadow.py): exports `modelramp_shadow_*`
+    through the tee's own `ShadowMetrics`, for a canary that answers the same requests as stable
+    as well as stable does: the same outcomes, its own server noise on the same request sizes, and
+    scores a little off stable's on the same rows. Exports nothing until `pair_with` names the
+    revisions (the canary's is known only once a rollout starts)."""
+
+    def __init__(self, requests_per_tick: int = 5, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.requests_per_tick = requests_per_tick
+        self._paired: tuple[ShadowMetrics, str] | None = None
+
+    def pair_with(self, stable_version: str, canary_version: str) -> None:
+        metrics = ShadowMetrics(self._registry, "demo", stable_version, PREDICTION_BUCKETS)
+        metrics.prepare(canary_version)
+        metrics.active(True)
+        self._paired = (metrics, canary_version)
+
+    def _record(self) -> None:
+        if self._paired is None:
+            return
+        metrics, canary_version = self._paired
+        count = self.requests_per_tick
+        size = 0.03 * self._rng.lognormal(0.0, 0.5, count)
+        stable_s, canary_s = size * self._rng.lognormal(0, 0.1, (2, count))
+        stable = self._rng.beta(2.0, 5.0, count)
+        canary = np.clip(stable + self._rng.normal(0, 0.01, count), 0, 1)
+        for one_stable, one_canary in zip(stable_s, canary_s, strict=True):
+            metrics.pair(canary_version, True, True)
+            metrics.latency(canary_version, float(one_stable), float(one_canary))
+        metrics.predictions(canary_version, stable, canary)

@@ -113,7 +113,7 @@ def test_a_lone_request_does_not_wait_for_the_window(inline: bool) -> None:
             _doubling,
             max_batch_size=8,
             max_latency_s=60,
-            observe=lambda rows, _s, _out: sizes.append(len(rows)),
+            observe=lambda rows, _s, _out, _mirrored: sizes.append(len(rows)),
             inline=inline,
         )
         batcher.start()
@@ -135,7 +135,7 @@ def test_the_batch_waits_for_requests_already_arriving_and_respects_the_size_cap
             _doubling,
             max_batch_size=4,
             max_latency_s=60,
-            observe=lambda rows, _s, _out: sizes.append(len(rows)),
+            observe=lambda rows, _s, _out, _mirrored: sizes.append(len(rows)),
             inline=inline,
         )
         batcher.start()
@@ -169,7 +169,7 @@ def test_a_failing_merged_batch_is_retried_one_request_at_a_time(inline: bool) -
             _refusing_negatives,
             max_batch_size=8,
             max_latency_s=60,
-            observe=lambda rows, _s, _out: sizes.append(len(rows)),
+            observe=lambda rows, _s, _out, _mirrored: sizes.append(len(rows)),
             inline=inline,
         )
         batcher.start()

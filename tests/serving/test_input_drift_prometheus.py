@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 from conftest import FEATURES, training_rows
-from support.prometheus import INSTALL_HINT, PrometheusServer, Target, prometheus_binary
+from support.prometheus import PrometheusServer, Target
 from support.serving import ServingProcess
 
 from modelramp.operator.analysis.context import RolloutContext
@@ -64,8 +64,6 @@ def send(server: ServingProcess, rows: np.ndarray) -> None:
 def test_live_inputs_are_judged_against_the_reference_through_prometheus(
     servers: dict[str, ServingProcess], tmp_path: Path
 ) -> None:
-    if prometheus_binary() is None:
-        pytest.skip(INSTALL_HINT)
     targets = [
         Target(
             server.url.removeprefix("http://"),

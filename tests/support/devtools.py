@@ -1,4 +1,5 @@
-"""Paths of the command-line tools the tests run: helm, actionlint, argocd-lua and kubectl.
+"""Paths of the command-line tools the tests run: helm, actionlint, argocd-lua, Prometheus, Traefik
+and kubectl.
 
 Each comes from its version-keyed build cache (hack/install-tools.sh, hack/build-k8s.sh), never
 from whatever the machine has on PATH, so every run checks against the same versions. A missing
@@ -16,7 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def built_tool(name: str) -> Path:
-    """helm, actionlint or argocd-lua, as built by `make tools`."""
+    """helm, actionlint, argocd-lua (`make tools`), prometheus (`make prometheus`) or traefik
+    (`make traefik`), as hack/install-tools.sh built them."""
     result = subprocess.run(
         [str(REPO / "hack" / "install-tools.sh"), "--check", name],
         check=False,

@@ -400,6 +400,20 @@ def virtual_service(name: str, host: str = "web", routes: list[str] | None = Non
     }
 
 
+def inference_pool(name: str, track: str, md: str = "web", port: int = 8080) -> dict[str, Any]:
+    """A user's InferencePool (inference.networking.k8s.io/v1) over one track's pods."""
+    return {
+        "apiVersion": "inference.networking.k8s.io/v1",
+        "kind": "InferencePool",
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"matchLabels": {"modelramp.dev/name": md, "modelramp.dev/track": track}},
+            "targetPorts": [{"number": port}],
+            "endpointPickerRef": {"name": f"{name}-epp", "port": {"number": 9002}},
+        },
+    }
+
+
 def destination_rule(name: str, host: str = "web") -> dict[str, Any]:
     subsets = [{"name": t, "labels": {"modelramp.dev/track": t}} for t in ("stable", "canary")]
     return {

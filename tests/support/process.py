@@ -7,8 +7,10 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import ClassVar, Self
 
 
 def terminate(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
@@ -49,3 +51,46 @@ def wait_ready(
         time.sleep(0.2)
     stop()
     raise TimeoutError(f"{what} not ready in {timeout}s:\n{log_tail(log)}")
+
+
+class LoggedServer:
+    """A server subprocess logging to `<workdir>/<what>.log`, ready when `ready_url` answers 200;
+    a context manager around `start()` and `stop()`. Subclasses (dataclasses) hold `workdir` and
+    `_process` and define `start()`, which calls `_launch`."""
+
+    what: ClassVar[str]
+    workdir: Path
+    _process: subprocess.Popen[bytes] | None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / f"{self.what}.log"
+
+    def _launch(
+        self, command: Sequence[str], ready_url: str, timeout: float, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        wait_ready(self._process, ready_url, what=self.what, timeout=timeout, stop=self.stop, log=self.log)
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        terminate(self._process, timeout=15)
+        self._process = None
+
+    def log_tail(self, lines: int = 30) -> str:
+        return log_tail(self.log, lines)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,4 +1,6 @@
-"""A real Prometheus for tests: Debian's binary on 127.0.0.1, a free port, a temp config and TSDB.
+"""A real Prometheus for tests on 127.0.0.1 (or the real node's bridge address), a free port, a temp
+config and TSDB. The binary is built from Prometheus's Go module with Kubernetes service discovery
+(hack/install-tools.sh prometheus, `make prometheus`), the same one for every suite.
 
 The analysis and e2e suites both need one, scraping targets with the static labels a pod would
 get from its ModelDeployment (`namespace`, `modeldeployment`, `track`). `stop()` and `start()`
@@ -8,7 +10,6 @@ may be called again on the same instance to simulate an outage; data and port su
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -18,20 +19,27 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
-from support.process import log_tail, terminate, wait_ready
+from support.devtools import built_tool
+from support.process import LoggedServer
 
 REPO = Path(__file__).resolve().parents[2]
-INSTALL_HINT = "Prometheus is not installed: run `make prometheus` (hack/install-debs.sh prometheus)"
 
 
-def prometheus_binary() -> Path | None:
-    found = shutil.which("prometheus")
-    return Path(found) if found else None
+SCRAPE_JOB = REPO / "charts" / "modelramp" / "files" / "model-servers-scrape.yaml"
+
+
+def pod_discovery_job(kubeconfig: Path, namespace: str, interval: str = "2s") -> dict[str, Any]:
+    """The chart's scrape job for the model servers (Kubernetes pod discovery and its relabelling),
+    reading the cluster of `kubeconfig` and only `namespace`'s pods."""
+    job: dict[str, Any] = yaml.safe_load(SCRAPE_JOB.read_text())
+    job["scrape_interval"] = interval
+    for sd in job["kubernetes_sd_configs"]:
+        sd |= {"kubeconfig_file": str(kubeconfig), "namespaces": {"names": [namespace]}}
+    return job
 
 
 def free_port() -> int:
@@ -50,7 +58,7 @@ class Target:
 
 
 @dataclass
-class PrometheusServer:
+class PrometheusServer(LoggedServer):
     """A Prometheus process scraping `targets` every `scrape_interval`; use as a context manager."""
 
     workdir: Path
@@ -61,6 +69,7 @@ class PrometheusServer:
     host: str = "127.0.0.1"
     # More scrape jobs, as Prometheus's config spells them (e.g. Kubernetes pod discovery).
     scrape_configs: Sequence[dict[str, Any]] = ()
+    what: ClassVar[str] = "prometheus"
     _process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -68,32 +77,17 @@ class PrometheusServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self, ready_timeout: float = 30.0) -> None:
-        binary = prometheus_binary()
-        if binary is None:
-            raise RuntimeError(INSTALL_HINT)
-        self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "prometheus.yml"
+        config.parent.mkdir(parents=True, exist_ok=True)
         config.write_text(yaml.safe_dump(self._config()))
-        log = (self.workdir / "prometheus.log").open("ab")
-        self._process = subprocess.Popen(
-            [
-                str(binary),
-                f"--config.file={config}",
-                f"--storage.tsdb.path={self.workdir / 'data'}",
-                f"--web.listen-address={self.host}:{self.port}",
-                "--storage.tsdb.retention.time=1h",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        self._wait_ready(ready_timeout)
-
-    def stop(self) -> None:
-        if self._process is None:
-            return
-        terminate(self._process, timeout=15)
-        self._process = None
+        command = [
+            str(built_tool("prometheus")),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            f"--web.listen-address={self.host}:{self.port}",
+            "--storage.tsdb.retention.time=1h",
+        ]
+        self._launch(command, f"{self.url}/-/ready", ready_timeout)
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """Instant query result (vector samples), for test set-up checks only."""
@@ -114,9 +108,6 @@ class PrometheusServer:
             time.sleep(0.5)
         raise TimeoutError(f"{promql!r} did not reach {minimum} in {timeout}s; last result {last}")
 
-    def log_tail(self, lines: int = 30) -> str:
-        return log_tail(self.workdir / "prometheus.log", lines)
-
     def _config(self) -> dict[str, Any]:
         return {
             "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": self.scrape_interval},
@@ -131,23 +122,3 @@ class PrometheusServer:
                 *self.scrape_configs,
             ],
         }
-
-    def _wait_ready(self, timeout: float) -> None:
-        assert self._process is not None
-        wait_ready(
-            self._process,
-            f"{self.url}/-/ready",
-            what="prometheus",
-            timeout=timeout,
-            stop=self.stop,
-            log=self.workdir / "prometheus.log",
-        )
-
-    def __enter__(self) -> PrometheusServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

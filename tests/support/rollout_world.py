@@ -14,9 +14,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from modelramp.operator.api import ModelDeployment, ModelDeploymentSpec, ModelDeploymentStatus, ObjectMeta
+from modelramp.operator.api import (
+    ABWindow,
+    ModelDeployment,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    ObjectMeta,
+)
 from modelramp.operator.api.status import Measurement, ResolvedModel, Verdict
-from modelramp.operator.rollout import reconcile
+from modelramp.operator.rollout import reconcile, shadow
 from modelramp.operator.rollout.model import (
     EngineConfig,
     EventRecord,
@@ -33,6 +39,7 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 PROMETHEUS = {"prometheus": {"address": "http://prometheus:9090"}}
 CONFIG = EngineConfig(serving_image="ghcr.io/modelramp/server:test")
 REVISION_LABEL = "modelramp.dev/revision"
+VARIANT_LABEL = "modelramp.dev/variant"
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -63,6 +70,20 @@ def httproute(name: str = "web", namespace: str = "default") -> dict[str, Any]:
                     "backendRefs": [{"name": "md", "port": 80}],
                 }
             ],
+        },
+    }
+
+
+def inference_pool(name: str, track: str, md: str = "md", namespace: str = "default") -> dict[str, Any]:
+    """A user's InferencePool (Gateway API Inference Extension v1) over one track's pods."""
+    return {
+        "apiVersion": "inference.networking.k8s.io/v1",
+        "kind": "InferencePool",
+        "metadata": {"name": name, "namespace": namespace, "resourceVersion": "1"},
+        "spec": {
+            "selector": {"matchLabels": {"modelramp.dev/name": md, "modelramp.dev/track": track}},
+            "targetPorts": [{"number": 8080}],
+            "endpointPickerRef": {"name": f"{name}-epp", "port": {"number": 9002}},
         },
     }
 
@@ -139,12 +160,21 @@ def ingress(name: str = "web", namespace: str = "default", service: str = "md") 
 
 def routing_objects() -> list[dict[str, Any]]:
     """One user object for every router (each reads only its own)."""
-    return [httproute(), virtual_service(), destination_rule(), ingress()]
+    pools = [inference_pool("md-stable-pool", "stable"), inference_pool("md-canary-pool", "canary")]
+    return [httproute(), virtual_service(), destination_rule(), ingress(), *pools]
 
 
 ROUTINGS: dict[str, dict[str, Any] | None] = {
     "ratio": None,
     "gateway": {"gatewayAPI": {"httpRoute": "web"}},
+    "gateway-pools": {
+        "gatewayAPI": {
+            "httpRoute": "web",
+            "inferencePools": {"stable": "md-stable-pool", "canary": "md-canary-pool"},
+            "canaryHeader": {"name": "x-canary", "value": "always"},
+            "mirrorPercent": 10,
+        }
+    },
     "gateway-matches": {
         "gatewayAPI": {
             "httpRoute": "web",
@@ -191,7 +221,10 @@ class World:
     objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     # Routing objects the API server can't give now, with the error the glue would report.
     unreadable: dict[tuple[str, str], str] = field(default_factory=dict)
+    # By track, and an A/B challenger's own by `variant:<name>`.
     deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Other objects applied (ConfigMaps), by (kind, name).
+    applied: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     pods: dict[str, Pods] = field(default_factory=dict)
     # Tracks whose pods never become Ready (crash-looping image, no GPU to schedule on).
     broken: set[str] = field(default_factory=set)
@@ -223,12 +256,12 @@ class World:
         )
 
     def observed(self) -> Observed:
-        deployments = {}
+        deployments, variants = {}, {}
         for track, manifest in self.deployments.items():
             pods = self.pods.get(track, Pods())
-            deployments[track] = ObservedDeployment(
+            observed = ObservedDeployment(
                 name=manifest["metadata"]["name"],
-                track=track,  # type: ignore[arg-type]
+                track=manifest["metadata"]["labels"]["modelramp.dev/track"],
                 revision=manifest["spec"]["template"]["metadata"]["labels"][REVISION_LABEL],
                 spec_replicas=manifest["spec"]["replicas"],
                 ready_replicas=pods.ready if pods.revision == self._revision(track) else 0,
@@ -236,15 +269,20 @@ class World:
                 generation=1,
                 observed_generation=1,
             )
+            if track.startswith("variant:"):
+                variants[track.removeprefix("variant:")] = observed
+            else:
+                deployments[track] = observed
         model = self.model()
         reads = []
-        for ref in router_for(model.spec.traffic_routing, backends_of(model)).reads():
+        router = router_for(model.spec.traffic_routing, backends_of(model))
+        for ref in [*router.reads(), *shadow.reads(model)]:
             key = (ref.kind, ref.name)
             if key in self.unreadable:
                 reads.append(RoutingRead(ref=ref, error=self.unreadable[key]))
             else:
                 reads.append(RoutingRead(ref=ref, body=copy.deepcopy(self.objects.get(key))))
-        return Observed(deployments=deployments, routing=reads)
+        return Observed(deployments=deployments, routing=reads, variants=variants)
 
     def add(self, *objects: dict[str, Any]) -> World:
         """The user creates routing objects (a resourceVersion each, as the API server gives)."""
@@ -266,7 +304,9 @@ class World:
         label: str = self.deployments[track]["spec"]["template"]["metadata"]["labels"][REVISION_LABEL]
         return label
 
-    def input(self, measurements: list[Measurement] | None = None) -> ReconcileInput:
+    def input(
+        self, measurements: list[Measurement] | None = None, ab_windows: list[ABWindow] | None = None
+    ) -> ReconcileInput:
         return ReconcileInput(
             md=self.model(),
             observed=self.observed(),
@@ -274,19 +314,44 @@ class World:
             now=self.now,
             config=self.config,
             model=self.registry_model,
+            ab_windows=ab_windows or [],
         )
 
     def reconcile(
-        self, measurements: list[Measurement] | None = None, *, crash_before_status: bool = False
+        self,
+        measurements: list[Measurement] | None = None,
+        *,
+        crash_before_status: bool = False,
+        crash_before_routes: bool = False,
+        ab_windows: list[ABWindow] | None = None,
     ) -> ReconcileOutput:
-        """One operator tick: observe, decide, apply, write status (unless the operator is killed
-        between applying the objects and writing the status)."""
-        out = reconcile(self.input(measurements))
+        """One operator tick in the controller's order: observe, decide, apply and delete, write
+        status, make the router's writes (unless the operator is killed before the status or
+        between the status and the router's writes)."""
+        out = reconcile(self.input(measurements, ab_windows))
         if self.check is not None:
             self.check(self, out)
         for manifest in out.apply:
-            if manifest["kind"] == "Deployment":
-                self.deployments[manifest["metadata"]["labels"]["modelramp.dev/track"]] = manifest
+            labels = manifest["metadata"]["labels"]
+            if manifest["kind"] == "Deployment" and VARIANT_LABEL in labels:
+                self.deployments[f"variant:{labels[VARIANT_LABEL]}"] = manifest
+            elif manifest["kind"] == "Deployment":
+                self.deployments[labels["modelramp.dev/track"]] = manifest
+            else:
+                self.applied[(manifest["kind"], manifest["metadata"]["name"])] = manifest
+        for ref in out.delete:
+            if ref.kind == "Deployment":
+                self.deployments = {
+                    k: m for k, m in self.deployments.items() if m["metadata"]["name"] != ref.name
+                }
+            self.applied.pop((ref.kind, ref.name), None)
+        if crash_before_status:
+            return out
+        self.md["status"] = out.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        self.events.extend(out.events)
+        self.outputs.append(out)
+        if crash_before_routes:
+            return out
         for write in out.routing_writes:
             key = (write.ref.kind, write.ref.name)
             live = self.objects.get(key)
@@ -299,11 +364,6 @@ class World:
             version = int(live["metadata"]["resourceVersion"]) + 1 if live else 1
             body["metadata"]["resourceVersion"] = str(version)
             self.objects[key] = body
-        if crash_before_status:
-            return out
-        self.md["status"] = out.status.model_dump(mode="json", by_alias=True, exclude_none=True)
-        self.events.extend(out.events)
-        self.outputs.append(out)
         return out
 
     def kubelet(self) -> None:
@@ -314,10 +374,15 @@ class World:
             ready = 0 if track in self.broken else wanted
             self.pods[track] = Pods(revision=revision, ready=ready, updated=wanted)
 
-    def tick(self, seconds: float = 1.0, measurements: list[Measurement] | None = None) -> ReconcileOutput:
+    def tick(
+        self,
+        seconds: float = 1.0,
+        measurements: list[Measurement] | None = None,
+        ab_windows: list[ABWindow] | None = None,
+    ) -> ReconcileOutput:
         """Reconcile; with `auto_ready`, let the pods catch up and reconcile again until the cluster
         stops changing (the glue's watch on the Deployments); then let time pass."""
-        out = self.reconcile(measurements)
+        out = self.reconcile(measurements, ab_windows=ab_windows)
         for _ in range(20):
             if not self.auto_ready:
                 break

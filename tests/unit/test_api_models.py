@@ -39,11 +39,24 @@ def test_samples_cover_every_strategy_and_router() -> None:
     combos = set()
     for path in SAMPLES:
         spec = api.ModelDeployment.model_validate(load_yaml(path)).spec
-        strategy = "canary" if spec.strategy.canary else "blueGreen"
-        router = next(key for key, value in api.to_wire(spec.traffic_routing).items() if value is not None)
-        combos.add((strategy, router))
+        combos.add((_strategy(spec), _router(spec)))
     routers = {field.alias for field in api.TrafficRouting.model_fields.values()}
-    assert combos == {(s, r) for s in ("canary", "blueGreen") for r in routers}
+    # Canary and blue-green with every router; an A/B test and a shadow-then-canary with one at least.
+    assert {(s, r) for s in ("canary", "blueGreen") for r in routers} <= combos
+    assert {strategy for strategy, _ in combos} == {"canary", "blueGreen", "abTest", "shadow"}
+
+
+def _strategy(spec: api.ModelDeploymentSpec) -> str:
+    if spec.strategy.ab_test is not None:
+        return "abTest"
+    if spec.strategy.blue_green is not None:
+        return "blueGreen"
+    assert spec.strategy.canary is not None
+    return "shadow" if any(step.shadow for step in spec.strategy.canary.steps) else "canary"
+
+
+def _router(spec: api.ModelDeploymentSpec) -> str:
+    return next(key for key, value in api.to_wire(spec.traffic_routing).items() if value is not None)
 
 
 def _blamed_paths(error: pydantic.ValidationError) -> list[str]:

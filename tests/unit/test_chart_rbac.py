@@ -24,6 +24,8 @@ WORKLOAD: Rules = {
     ("modelramp.dev", "modeldeployments/status"): frozenset({"get", "patch"}),
     ("apps", "deployments"): MANAGE,
     ("", "services"): MANAGE,
+    # An A/B test's assignment table and a shadow step's `<name>-shadow`, mounted by the model servers.
+    ("", "configmaps"): MANAGE,
     # core/v1 Events, POSTed once each (kopf's own posting is off).
     ("", "events"): frozenset({"create"}),
     # The traffic routers' objects: exactly what the routers declare (operator/routers/registry.py).

@@ -66,8 +66,11 @@ def test_resource_paths() -> None:
         resource_path("modelramp.dev/v1alpha1", "ModelDeployment", "ns", "web", "status")
         == "/apis/modelramp.dev/v1alpha1/namespaces/ns/modeldeployments/web/status"
     )
-    with pytest.raises(ValueError, match="ConfigMap"):
-        resource_path("v1", "ConfigMap", "ns")
+    assert (
+        resource_path("v1", "ConfigMap", "ns", "web-shadow") == "/api/v1/namespaces/ns/configmaps/web-shadow"
+    )
+    with pytest.raises(ValueError, match="PersistentVolumeClaim"):
+        resource_path("v1", "PersistentVolumeClaim", "ns")
 
 
 def test_manifest_hash_ignores_key_order_but_not_values() -> None:
@@ -330,3 +333,64 @@ def test_status_shows_the_rollback_window_and_the_stable_history_when_verbose() 
         "├─ bbb (stable 2 revision(s) ago, fast rollback)"
     )
     assert "└─ ccc (stable 1 revision(s) ago, fast rollback)" in verbose
+
+
+def test_status_shows_the_shadow_step_and_its_paired_figures() -> None:
+    test = {
+        "test": "mcnemar-exact",
+        "pValue": 0.0009765625,
+        "alpha": 0.0033,
+        "alphaSpent": 0.0033,
+        "effect": "5xx share (stable 0.001)",
+        "value": 0.012,
+        "lower": 0.008,
+        "upper": 0.017,
+        "confidence": 0.9,
+        "bound": 0.01,
+        "canarySamples": 1000,
+        "stableSamples": 1000,
+        "decision": "Worse",
+    }
+    evidence = {
+        "windows": 2,
+        "canary": {"total": 1000, "errors": 12},
+        "stable": {"total": 1000, "errors": 1},
+        "paired": {"canaryOnly": 11, "stableOnly": 0},
+    }
+    md = ModelDeployment.model_validate(
+        {
+            "metadata": {"name": "web", "namespace": "ns"},
+            "spec": {
+                "model": {"uri": "file:///m/b.pt", "format": "torchscript"},
+                "strategy": {
+                    "canary": {"steps": [{"shadow": {"percent": 100, "duration": "10m"}}, {"setWeight": 20}]}
+                },
+                "analysis": {"metrics": [{"name": "errors", "builtin": "error-rate", "threshold": 0.01}]},
+            },
+            "status": {
+                "phase": "RolledBack",
+                "canaryRevision": "bbb",
+                "currentStepIndex": 0,
+                "analysisRuns": [
+                    {
+                        "name": "shadow-0-bbb",
+                        "kind": "Shadow",
+                        "stepIndex": 0,
+                        "revision": "bbb",
+                        "phase": "Failed",
+                        "metrics": [
+                            {"name": "errors", "phase": "Failed", "evidence": evidence, "test": test}
+                        ],
+                    }
+                ],
+            },
+        }
+    )
+    tree = render_status(md)
+    assert (
+        "0: shadow 100% of stable's requests, up to 10m, judged on the pairs [spec.analysis.metrics]" in tree
+    )
+    assert "shadow-0-bbb (Shadow) Failed" in tree
+    line = next(line for line in tree.splitlines() if "errors: Failed" in line)
+    assert "mcnemar-exact p=0.00098" in line
+    assert "1000 requests answered by both; 11 failed by the canary alone, 0 by stable alone" in line

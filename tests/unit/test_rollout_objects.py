@@ -68,6 +68,10 @@ def test_server_container_gets_the_model_through_env() -> None:
     assert container["image"] == CONFIG.serving_image
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
+    # The process may take minutes to listen (torch's import on a busy node): liveness waits for it.
+    startup = container["startupProbe"]
+    assert startup["httpGet"] == {"path": "/v2/health/live", "port": "http"}
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 300
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
 
 

@@ -114,6 +114,7 @@ ACTIONS = [
     "new-revision",
     "back-to-stable",
     *["crash"] * 2,
+    "crash-before-routes",
 ]
 
 
@@ -224,6 +225,9 @@ def act(world: World, action: str, revision_counter: list[int]) -> None:
     elif action == "crash":
         world.reconcile(crash_before_status=True)
         return
+    elif action == "crash-before-routes":
+        world.reconcile(crash_before_routes=True)
+        return
     world.reconcile()
 
 
@@ -252,11 +256,11 @@ def steps_announced(world: World, reason: str) -> list[int]:
     steps=canary_steps(analysis=False, indefinite=False),
     routing=st.sampled_from(sorted(ROUTINGS)),
     replicas=st.integers(1, 7),
-    crashes=st.lists(st.booleans(), min_size=25, max_size=25),
+    crashes=st.lists(st.sampled_from([None, "before-status", "before-routes"]), min_size=25, max_size=25),
     kubelets=st.lists(st.booleans(), min_size=25, max_size=25),
 )
 def test_killed_operator_never_repeats_or_skips_a_weight(
-    steps: list[dict[str, Any]], routing: str, replicas: int, crashes: list[bool], kubelets: list[bool]
+    steps: list[dict[str, Any]], routing: str, replicas: int, crashes: list[str | None], kubelets: list[bool]
 ) -> None:
     spec = model_deployment({"canary": {"steps": steps}}, replicas=replicas, routing=ROUTINGS[routing])
     world = World(spec, auto_ready=False).add(*routing_objects())
@@ -264,16 +268,22 @@ def test_killed_operator_never_repeats_or_skips_a_weight(
     world.kubelet()
     world.tick()
     world.set_spec("model.uri", "models:/iris/2")
+    routed = [route_weight(world)]
     for crash, kubelet in zip(crashes, kubelets, strict=True):
-        # Killed between applying the objects and writing the status: the next operator sees the
-        # objects of this tick with the status of the previous one.
-        world.reconcile(crash_before_status=crash)
+        # Killed between applying the objects and writing the status (the next operator sees the
+        # objects of this tick with the status of the previous one), or between writing the status
+        # and the router's writes (the status of this tick with the route of the previous one).
+        world.reconcile(
+            crash_before_status=crash == "before-status", crash_before_routes=crash == "before-routes"
+        )
+        routed.append(route_weight(world))
         if kubelet:
             world.kubelet()
         world.now += timedelta(seconds=20)
     world.auto_ready = True
     for _ in range(len(steps) + 3):  # then let it finish undisturbed
         world.tick(seconds=61)
+        routed.append(route_weight(world))
     assert world.status["phase"] == "Healthy", world.status["message"]
     assert world.status["stableModel"]["uri"] == "models:/iris/2"
     # Every step completed once, in order; every weight change published once, in order.
@@ -284,3 +294,19 @@ def test_killed_operator_never_repeats_or_skips_a_weight(
             previous = step["setWeight"]
             changes.append(number)
     assert steps_announced(world, "WeightSet") == changes
+    # The route never goes back a step: up through the steps, then to 0 once stable has the model.
+    weights = [weight for weight in routed if weight is not None]
+    moves = [weight for i, weight in enumerate(weights) if i == 0 or weight != weights[i - 1]]
+    rising = moves[:-1] if len(moves) > 1 and moves[-1] == 0 else moves
+    assert rising == sorted(rising), routed
+
+
+def route_weight(world: World) -> int | None:
+    """The canary weight the world's routing objects give now (None: the router reads none)."""
+    model = world.model()
+    router = router_for(model.spec.traffic_routing, backends_of(model))
+    reads = world.observed().routing
+    if not reads:
+        return None
+    live = router.in_effect({read.ref: read for read in reads}, Traffic(0))
+    return None if live is None else live.weight

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2] / "operator"
 PURE = sorted([*ROOT.joinpath("rollout").glob("*.py"), *ROOT.joinpath("routers").glob("*.py")])
 FORBIDDEN = ("kopf", "kubernetes", "httpx", "requests", "urllib", "aiohttp", "socket", "time", "random")
 # `rollout` may use the pure parts of `analysis` only (its providers do I/O).
-PURE_ANALYSIS = ("phases", "scheduling")
+PURE_ANALYSIS = ("phases", "scheduling", "ab_judging")
 
 
 def imported(path: Path) -> list[str]:

@@ -168,6 +168,59 @@ def test_gateway_header_rule_and_mirror_filter() -> None:
     assert only["filters"] == [keep] and only["matches"] == route["spec"]["rules"][0]["matches"]
 
 
+def test_gateway_routes_to_inference_pools_by_weight() -> None:
+    r = router("gateway-pools")
+    reads = written(r, reads_of(r, routing_objects()), Traffic(20, True))
+    body = reads[r.reads()[0]].body
+    assert body is not None
+    header, rule = body["spec"]["rules"]
+    pool = {"group": "inference.networking.k8s.io", "kind": "InferencePool"}
+    assert rule["backendRefs"] == [
+        {**pool, "name": "md-stable-pool", "weight": 80},
+        {**pool, "name": "md-canary-pool", "weight": 20},
+    ]
+    assert header["backendRefs"] == [{**pool, "name": "md-canary-pool", "weight": 1}]
+    # The mirror keeps to the canary Service: a RequestMirror to a pool is not portable.
+    assert rule["filters"][-1]["requestMirror"]["backendRef"]["kind"] == "Service"
+    assert r.in_effect(reads, Traffic(20, True)) == Traffic(20, True)
+    # Services of the same names are not the pools.
+    services = copy.deepcopy(body)
+    for ref in services["spec"]["rules"][1]["backendRefs"]:
+        ref.update(group="", kind="Service")
+    route_ref = r.reads()[0]
+    assert (
+        r.in_effect({**reads, route_ref: RoutingRead(ref=route_ref, body=services)}, Traffic(20, True))
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda pool: pool["spec"]["selector"]["matchLabels"].pop("modelramp.dev/track"), "must hold"),
+        (
+            lambda pool: pool["spec"]["selector"]["matchLabels"].update({"modelramp.dev/name": "x"}),
+            "must hold",
+        ),
+        (lambda pool: pool["spec"].update(targetPorts=[{"number": 9000}]), "lack the serving port 8080"),
+    ],
+)
+def test_an_inference_pool_that_does_not_select_its_track_is_named(change: Any, problem: str) -> None:
+    r = router("gateway-pools")
+    objects = routing_objects()
+    canary = next(o for o in objects if o["metadata"]["name"] == "md-canary-pool")
+    change(canary)
+    found = r.problem(reads_of(r, objects))
+    assert found is not None and "InferencePool default/md-canary-pool" in found and problem in found
+    assert r.writes(reads_of(r, objects), Traffic(10)) == []
+
+
+def test_a_missing_inference_pool_is_named() -> None:
+    r = router("gateway-pools")
+    objects = [o for o in routing_objects() if o["metadata"]["name"] != "md-stable-pool"]
+    assert r.problem(reads_of(r, objects)) == "InferencePool default/md-stable-pool not found"
+
+
 def test_istio_weights_header_route_and_mirror_on_the_named_route_only() -> None:
     r = router("istio")
     service = written(r, reads_of(r, routing_objects()), Traffic(30, True))[r.reads()[0]].body
@@ -365,6 +418,7 @@ def test_rbac_is_what_the_routers_declare() -> None:
     rules = {(rule.api_group, rule.resource): rule.verbs for rule in rbac_rules()}
     assert rules == {
         ("gateway.networking.k8s.io", "httproutes"): {"get", "patch"},
+        ("inference.networking.k8s.io", "inferencepools"): {"get"},
         ("networking.istio.io", "virtualservices"): {"get", "patch"},
         ("networking.istio.io", "destinationrules"): {"get"},
         ("networking.k8s.io", "ingresses"): {"get", "create", "patch"},

@@ -67,15 +67,23 @@ operator/handlers.py watches, and `get` where the controller reads one object (t
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- /* An A/B test's `<name>-assignment` (watched, deleted when the test ends) and a shadow step's
+`<name>-shadow` ConfigMap, mounted by the model servers. */}}
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
 {{- /* The traffic routers' objects (each router's RBAC in operator/routers/*.py): the user's
-HTTPRoute and VirtualService read and patched, the DestinationRule only read, the canary Ingress
+HTTPRoute and VirtualService read and patched, the DestinationRule and InferencePools only read, the canary Ingress
 server-side applied beside the user's Ingress (garbage-collected with its owner: no delete). */}}
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
   verbs: ["get", "patch"]
+- apiGroups: ["inference.networking.k8s.io"]
+  resources: ["inferencepools"]
+  verbs: ["get"]
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices"]
   verbs: ["get", "patch"]
