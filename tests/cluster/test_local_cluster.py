@@ -64,7 +64,7 @@ def test_gpu_request_lands_on_gpu_node(kube: Kube, namespace: str) -> None:
 
 
 def test_gpu_request_beyond_capacity_stays_pending(kube: Kube, namespace: str) -> None:
-    resources = "resources: {limits: {nvidia.com/gpu: 5}}\n"
+    resources = "resources: {limits: {nvidia.com/gpu: 9}}\n"
     kube.kubectl("-n", namespace, "apply", "-f", "-", input=_deployment("huge", 1, resources))
     kube.kubectl(
         "-n",

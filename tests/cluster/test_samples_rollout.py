@@ -1,18 +1,26 @@
 """Every sample in manifests/samples that kwok can run, applied as a user would and driven through a
 whole rollout of a new model to Healthy: every router (replicaRatio, gatewayAPI with Services and
-with InferencePools, istio, nginx) and every strategy (canary, blueGreen, shadow-then-canary).
+with InferencePools, istio, nginx) and every strategy (canary, blueGreen, shadow-then-canary, A/B).
+
+The samples that name `models:/` URIs get a real MLflow registry (an open `mlflow server`) holding
+every version and alias they name, and one version more: a pinned sample's next model is the next
+version; a sample following an alias rolls out when the alias moves, as its user's registry would
+do it, and writes its verdict back.
 
 kwok's pods run nothing, so progress is arranged in the open: what a person does is done through
 `modelramp promote` (a pause without an end, a blue-green preview held for approval, a long timed
-pause); what an analysis measures comes from a real Prometheus scraping stand-ins for each pod
+pause, an A/B test whose week is cut short: `promote` before a decision takes the candidate); what
+an analysis measures comes from a real Prometheus scraping stand-ins for each pod
 (tests/prometheus/synthetic.py: the serving metrics of a good model, and for the shadow step the
 stable pods' tee pairing a good canary's answers with stable's), labelled as the pods would be.
-The samples are applied as written but for their Prometheus address, which names this test's.
+The samples are applied as written but for their Prometheus and MLflow addresses, which name this
+test's.
 Every analysis that gated a step must end Successful: none is skipped."""
 
 from __future__ import annotations
 
 import copy
+import functools
 import re
 import time
 from collections.abc import Iterator
@@ -21,13 +29,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow import MlflowClient
 from prometheus.synthetic import Behaviour, SyntheticServing, SyntheticTee
 from support.api_documents import load_yaml
-from support.operator import ModelDeployments, OperatorProcess
+from support.mlflow_server import MlflowServer
+from support.operator import ModelDeployments, OperatorProcess, wait_for
 from support.prometheus import PrometheusServer, Target
-from support.samples import UNREGISTERED, create_prerequisites
+from support.samples import ON_KWOK, create_prerequisites
 
-pytestmark = [pytest.mark.cluster, pytest.mark.prometheus]
+pytestmark = [pytest.mark.cluster, pytest.mark.prometheus, pytest.mark.mlflow]
 
 DRIVE_SECONDS = 600
 # Pauses a person ends with `modelramp promote`; the analysis pauses must never be needed.
@@ -35,12 +45,59 @@ HUMAN_PAUSES = {"CanaryPauseStep", "BlueGreenPause"}
 GATES = {"Step", "Shadow", "PrePromotion", "PostPromotion"}
 
 
+REGISTERED = re.compile(r"models:/(?P<name>[^/@]+)(?:/(?P<version>[0-9]+)|@(?P<alias>[A-Za-z0-9_-]+))$")
+# The version an alias names before the test moves it to the next one.
+ALIAS_FIRST, ALIAS_NEXT = "1", "2"
+
+
 def next_uri(uri: str) -> str:
-    """Another version of the sample's model: `-next` before the file's extension."""
+    """Another version of the sample's model: the next registry version of a pinned `models:/`
+    URI; `-next` before the file's extension otherwise. An alias stays: its target moves."""
+    registered = REGISTERED.match(uri)
+    if registered is not None:
+        if registered["alias"]:
+            return uri
+        return f"models:/{registered['name']}/{int(registered['version']) + 1}"
     head, dot, extension = uri.rpartition(".")
     if dot and "/" not in extension:
         return f"{head}-next.{extension}"
     return f"{uri}-next"
+
+
+def next_resolved(uri: str) -> str:
+    """What status.stableModel.resolvedUri names once the next model of `uri` is stable."""
+    registered = REGISTERED.match(uri)
+    if registered is not None and registered["alias"]:
+        return f"models:/{registered['name']}/{ALIAS_NEXT}"
+    return next_uri(uri)
+
+
+def model_uris(sample: dict[str, Any]) -> list[str]:
+    """Every model URI the sample names: its own and its A/B variants'."""
+    variants = (sample["spec"]["strategy"].get("abTest") or {}).get("variants", [])
+    return [sample["spec"]["model"]["uri"], *(v["model"]["uri"] for v in variants if "model" in v)]
+
+
+def register(client: MlflowClient, uris: list[str]) -> None:
+    """Every registered model, version and alias the URIs name, and one version after each."""
+    versions: dict[str, int] = {}
+    aliases: set[tuple[str, str]] = set()
+    for uri in uris:
+        registered = REGISTERED.match(uri)
+        if registered is None:
+            continue
+        name = registered["name"]
+        last = int(registered["version"]) + 1 if registered["version"] else int(ALIAS_NEXT)
+        versions[name] = max(versions.get(name, 0), last)
+        if registered["alias"]:
+            aliases.add((name, registered["alias"]))
+    for name, count in versions.items():
+        client.create_registered_model(name)
+        for number in range(1, count + 1):
+            # A remote source, as a registry's usually is: kwok's pods never download it.
+            client.create_model_version(name, source=f"s3://samples/{name}/{number}")
+    for name, alias in aliases:
+        client.set_registered_model_alias(name, alias, ALIAS_FIRST)
 
 
 def has_shadow(sample: dict[str, Any]) -> bool:
@@ -55,6 +112,7 @@ class Stand:
     servers: dict[tuple[str, str], SyntheticServing] = field(default_factory=dict)
     tees: dict[str, SyntheticTee] = field(default_factory=dict)
     prometheus: PrometheusServer | None = None
+    registry: MlflowServer | None = None
 
     @property
     def url(self) -> str:
@@ -62,12 +120,24 @@ class Stand:
         return self.prometheus.url
 
 
-SAMPLES = {load_yaml(path)["metadata"]["name"]: load_yaml(path) for path in UNREGISTERED}
+SAMPLES = {load_yaml(path)["metadata"]["name"]: load_yaml(path) for path in ON_KWOK}
 
 
 @pytest.fixture
-def stand(namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stand]:
-    stand = Stand()
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    with MlflowServer(tmp_path_factory.mktemp("mlflow"), basic_auth=False) as server:
+        register(
+            MlflowClient(tracking_uri=server.url, registry_uri=server.url),
+            [uri for sample in SAMPLES.values() for uri in model_uris(sample)],
+        )
+        yield server
+
+
+@pytest.fixture
+def stand(
+    namespace: str, registry: MlflowServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stand]:
+    stand = Stand(registry=registry)
     for seed, name in enumerate(SAMPLES):
         for track in ("stable", "canary"):
             stand.servers[name, track] = SyntheticServing(
@@ -98,21 +168,33 @@ def stand(namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 @pytest.fixture
-def operator_args(stand: Stand) -> list[str]:
-    return [f"--prometheus-url={stand.url}"]
+def operator_args(stand: Stand, registry: MlflowServer) -> list[str]:
+    # The operator's default registry, for the samples that leave spec.model.registry out.
+    return [
+        f"--prometheus-url={stand.url}",
+        f"--mlflow-tracking-uri={registry.url}",
+        "--registry-poll-seconds=1",
+    ]
 
 
-def as_applied(sample: dict[str, Any], prometheus: str) -> dict[str, Any]:
+def as_applied(sample: dict[str, Any], stand: Stand) -> dict[str, Any]:
     body = copy.deepcopy(sample)
     analysis = body["spec"].get("analysis") or {}
     if "prometheus" in analysis:
-        analysis["prometheus"]["address"] = prometheus
+        analysis["prometheus"]["address"] = stand.url
+    if "registry" in body["spec"]["model"]:
+        assert stand.registry is not None
+        body["spec"]["model"]["registry"]["trackingUri"] = stand.registry.url
     return body
 
 
+def ab_test_running(status: dict[str, Any]) -> bool:
+    return (status.get("abTest") or {}).get("phase") == "Running"
+
+
 def drive(mds: ModelDeployments, stand: Stand, wanted: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """Promotes what waits for a person until every rollout is Healthy on its new model; fails on
-    a rollback, a failure or an analysis that did not pass."""
+    """Promotes what waits for a person until every rollout is Healthy on its new model (`wanted`:
+    the resolved URI); fails on a rollback, a failure or an analysis that did not pass."""
     done: dict[str, dict[str, Any]] = {}
     paired: set[str] = set()
     deadline = time.monotonic() + DRIVE_SECONDS
@@ -132,9 +214,9 @@ def drive(mds: ModelDeployments, stand: Stand, wanted: dict[str, str]) -> dict[s
             assert phase not in ("RolledBack", "Degraded", "Failed"), f"{name}: {phase}: {message}"
             reasons = {condition["reason"] for condition in status.get("pauseConditions", [])}
             assert not reasons - HUMAN_PAUSES - {"UserPaused"}, f"{name} paused: {message}"
-            if phase == "Healthy" and (status.get("stableModel") or {}).get("uri") == uri:
+            if phase == "Healthy" and (status.get("stableModel") or {}).get("resolvedUri") == uri:
                 done[name] = status
-            elif reasons & HUMAN_PAUSES and not status.get("promote"):
+            elif (reasons & HUMAN_PAUSES or ab_test_running(status)) and not status.get("promote"):
                 # A timed pause may end on its own meanwhile: then there is nothing left to promote.
                 result = mds.cli("promote", name, check=False)
                 assert result.returncode == 0 or "nothing to promote" in result.stderr, result.stderr
@@ -147,13 +229,21 @@ def test_every_sample_rolls_a_new_model_out_to_healthy(
 ) -> None:
     for sample in SAMPLES.values():
         create_prerequisites(mds, sample)
-        mds.apply(as_applied(sample, stand.url))
+        mds.apply(as_applied(sample, stand))
     for name in SAMPLES:
         mds.wait_status(name, "Healthy", lambda s: s.get("phase") == "Healthy", timeout=120)
+    assert stand.registry is not None
+    client = MlflowClient(tracking_uri=stand.registry.url, registry_uri=stand.registry.url)
     wanted = {}
     for name, sample in SAMPLES.items():
-        body = as_applied(sample, stand.url)
-        wanted[name] = body["spec"]["model"]["uri"] = next_uri(sample["spec"]["model"]["uri"])
+        uri = sample["spec"]["model"]["uri"]
+        wanted[name] = next_resolved(uri)
+        alias = REGISTERED.match(uri)
+        if alias is not None and alias["alias"]:
+            client.set_registered_model_alias(alias["name"], alias["alias"], ALIAS_NEXT)
+            continue
+        body = as_applied(sample, stand)
+        body["spec"]["model"]["uri"] = next_uri(uri)
         mds.apply(body)
 
     finished = drive(mds, stand, wanted)
@@ -174,6 +264,21 @@ def test_every_sample_rolls_a_new_model_out_to_healthy(
                 "latency": "wilcoxon-signed-rank",
                 "drift": "stuart-maxwell",
             }
+
+    # A sample that writes its verdict back moved its alias to the version it promoted.
+    for name, sample in SAMPLES.items():
+        write_back = (sample["spec"]["model"].get("registry") or {}).get("writeBack") or {}
+        if "alias" in write_back:
+            model, _, version = wanted[name].removeprefix("models:/").rpartition("/")
+            alias = write_back["alias"]
+            wait_for(
+                f"{name}: alias {alias} on version {version}",
+                functools.partial(alias_names, client, model, alias, version),
+            )
+
+
+def alias_names(client: MlflowClient, model: str, alias: str, version: str) -> bool:
+    return bool(client.get_model_version_by_alias(model, alias).version == version)
 
 
 def _gating_analyses(sample: dict[str, Any]) -> list[str]:
@@ -198,6 +303,10 @@ def _gating_analyses(sample: dict[str, Any]) -> list[str]:
 
 def test_next_uri_keeps_the_scheme_and_extension() -> None:
     assert next_uri("s3://models/ranker/v7/model.pt2") == "s3://models/ranker/v7/model-next.pt2"
+    assert next_uri("models:/recommender/9") == "models:/recommender/10"
+    assert next_resolved("models:/recommender/9") == "models:/recommender/10"
+    assert next_uri("models:/fraud@champion") == "models:/fraud@champion"
+    assert next_resolved("models:/fraud@champion") == f"models:/fraud/{ALIAS_NEXT}"
     assert next_uri("runs:/3f1c2a9b/model") == "runs:/3f1c2a9b/model-next"
     assert re.match(r"^pvc://", next_uri("pvc://models/forecaster/v12/model.ts"))
     assert Path(next_uri("file:///models/embedder/model.pt2")).suffix == ".pt2"

@@ -1,5 +1,6 @@
 """A real MLflow tracking server for tests: `mlflow server` on 127.0.0.1, a free port, sqlite and
-local artifacts under a temp folder, with MLflow's basic-auth app so credentials really matter.
+local artifacts under a temp folder, with MLflow's basic-auth app so credentials really matter
+(`basic_auth=False`: an open server, as the samples' `registry.trackingUri` without a Secret assumes).
 With `proxied_artifacts` the server stores the artifacts itself and clients reach them through it
 (`mlflow-artifacts:/`), as a server in a cluster usually does.
 
@@ -17,12 +18,12 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+from typing import ClassVar
 
 import mlflow
 import pytest
 
-from support.process import log_tail, terminate, wait_ready
+from support.process import LoggedServer
 from support.prometheus import free_port
 
 ADMIN_USERNAME = "admin"
@@ -36,21 +37,50 @@ _CLIENT_ENV = (
 
 
 @dataclass
-class MlflowServer:
-    """An `mlflow server --app-name basic-auth` process; use as a context manager."""
+class MlflowServer(LoggedServer):
+    """An `mlflow server` process (`--app-name basic-auth` unless `basic_auth` is off); use as a
+    context manager."""
 
     workdir: Path
     port: int = field(default_factory=free_port)
     admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     proxied_artifacts: bool = False
+    basic_auth: bool = True
+    ready_timeout: float = 240.0
+    what: ClassVar[str] = "mlflow"
     _process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, ready_timeout: float = 240.0) -> None:
+    def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        env = {key: value for key, value in os.environ.items() if key not in _CLIENT_ENV}
+        # The job runner starts a dozen worker processes a registry test never uses.
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+        app: list[str] = []
+        if self.basic_auth:
+            env |= self._basic_auth_env()
+            app = ["--app-name", "basic-auth"]
+        artifacts = self.workdir / "artifacts"
+        storage = (
+            ["--default-artifact-root", "mlflow-artifacts:/", "--artifacts-destination", str(artifacts)]
+            if self.proxied_artifacts
+            else ["--default-artifact-root", str(artifacts)]
+        )
+        command = [
+            sys.executable, "-m", "mlflow", "server",
+            "--backend-store-uri", f"sqlite:///{self.workdir / 'mlflow.db'}",
+            *storage,
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--workers", "1",
+            *app,
+        ]  # fmt: skip
+        self._launch(command, f"{self.url}/health", self.ready_timeout, env=env, cwd=self.workdir)
+
+    def _basic_auth_env(self) -> dict[str, str]:
         auth_config = self.workdir / "basic_auth.ini"
         auth_config.write_text(
             "[mlflow]\n"
@@ -62,74 +92,10 @@ class MlflowServer:
             # Checking a password costs a PBKDF2 hash: seconds on a busy machine, per request.
             "auth_cache_ttl_seconds = 600\n"
         )
-        env = {key: value for key, value in os.environ.items() if key not in _CLIENT_ENV}
-        env |= {
+        return {
             "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
             "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
-            # The job runner starts a dozen worker processes a registry test never uses.
-            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         }
-        artifacts = self.workdir / "artifacts"
-        storage = (
-            ["--default-artifact-root", "mlflow-artifacts:/", "--artifacts-destination", str(artifacts)]
-            if self.proxied_artifacts
-            else ["--default-artifact-root", str(artifacts)]
-        )
-        log = (self.workdir / "mlflow.log").open("ab")
-        self._process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--backend-store-uri",
-                f"sqlite:///{self.workdir / 'mlflow.db'}",
-                *storage,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                "1",
-                "--app-name",
-                "basic-auth",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=self.workdir,
-            env=env,
-        )
-        log.close()
-        self._wait_ready(ready_timeout)
-
-    def stop(self) -> None:
-        if self._process is None:
-            return
-        terminate(self._process)
-        self._process = None
-
-    def log_tail(self, lines: int = 40) -> str:
-        return log_tail(self.workdir / "mlflow.log", lines)
-
-    def _wait_ready(self, timeout: float) -> None:
-        assert self._process is not None
-        wait_ready(
-            self._process,
-            f"{self.url}/health",
-            what="mlflow server",
-            timeout=timeout,
-            stop=self.stop,
-            log=self.workdir / "mlflow.log",
-        )
-
-    def __enter__(self) -> MlflowServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 @contextlib.contextmanager

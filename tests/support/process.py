@@ -70,11 +70,16 @@ class LoggedServer:
         return self.workdir / f"{self.what}.log"
 
     def _launch(
-        self, command: Sequence[str], ready_url: str, timeout: float, env: Mapping[str, str] | None = None
+        self,
+        command: Sequence[str],
+        ready_url: str,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         wait_ready(self._process, ready_url, what=self.what, timeout=timeout, stop=self.stop, log=self.log)
 
     def stop(self) -> None:

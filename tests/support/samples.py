@@ -24,7 +24,8 @@ from support.operator import (
 
 def prerequisites(md: ModelDeployment) -> list[tuple[str | None, dict[str, Any]]]:
     """(namespace, object) the user must create before applying `md`: the routing objects its
-    router reads (all but those the operator owns) and the pods' ServiceAccount."""
+    router reads (all but those the operator owns), the pods' ServiceAccount and the registry's
+    credentials Secret."""
     name = md.metadata.name or ""
     istio = md.spec.traffic_routing.istio
     gateway = md.spec.traffic_routing.gateway_api
@@ -53,18 +54,23 @@ def prerequisites(md: ModelDeployment) -> list[tuple[str | None, dict[str, Any]]
     account = template.spec.get("serviceAccountName") if template and template.spec else None
     if account:
         found.append((None, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account}}))
+    registry = md.spec.model.registry
+    if registry is not None and registry.secret_ref is not None:
+        # A user's registry credentials; the tests' samples run against an open server, which
+        # ignores them (tests/cluster/test_operator_registry.py checks credentials that matter).
+        credentials = {"MLFLOW_TRACKING_USERNAME": "modelramp", "MLFLOW_TRACKING_PASSWORD": "sample"}
+        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": registry.secret_ref.name}}
+        found.append((None, secret | {"stringData": credentials}))
     return found
 
 
-# Samples whose model is a `models:/` URI need an MLflow registry holding that version (see
-# tests/cluster/test_operator_registry.py for the registry's own rollouts); every other sample,
-# every router among them, is driven here. manifests/e2e/ runs real pods on node-real-1 with the
-# serving image (`make e2e-rollout` drives it), which kwok's fake nodes can't stand in for.
+# manifests/e2e/ runs real pods on node-real-1 with the serving image (`make e2e-rollout` drives
+# it), which kwok's fake nodes can't stand in for; every other sample runs on kwok.
+ON_KWOK = [path for path in SAMPLES if "manifests/e2e/" not in str(path)]
+# Of those, the samples whose model is a `models:/` URI need an MLflow registry holding that version
+# (tests/cluster/test_samples_rollout.py runs one).
 UNREGISTERED = [
-    path
-    for path in SAMPLES
-    if not load_yaml(path)["spec"]["model"]["uri"].startswith("models:/")
-    and "manifests/e2e/" not in str(path)
+    path for path in ON_KWOK if not load_yaml(path)["spec"]["model"]["uri"].startswith("models:/")
 ]
 
 
