@@ -43,7 +43,7 @@ def kill_and_restart_on_each_change(
     snapshot: Callable[[dict[str, Any]], Any],
     done: Callable[[dict[str, Any]], bool],
     route: str,
-    timeout: float = 120,
+    timeout: float = 300,
 ) -> list[Any]:
     """Each time `snapshot(status)` changes, SIGKILLs the operator at once, checks traffic, and
     starts a new one; returns the snapshots it killed at."""
