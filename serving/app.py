@@ -223,16 +223,26 @@ class ServingApp:
         )
 
     def _ready_predictor(self) -> Predictor:
-        torch.set_num_threads(self.config.torch_threads or usable_cpus())
+        threads = self.config.torch_threads or usable_cpus()
+        torch.set_num_threads(threads)
         model = self._load(self.config)
         self._track_inputs(model)
         predictor = Predictor(model)
         predictor.warm_up(self.config.max_batch_size)
-        if self.config.torch_threads is None and predictor.full_batch_seconds < INLINE_FORWARD_S:
-            # A forward this short gains little from more threads, and under load (the event loop
-            # and clients share the cores) their barriers cost whole scheduler slices.
-            torch.set_num_threads(1)
+        if self.config.torch_threads is None and threads > 1:
+            self._choose_threads(predictor, threads)
         return predictor
+
+    def _choose_threads(self, predictor: Predictor, threads: int) -> None:
+        """One intra-op thread unless more are measured faster on a full batch, and always for
+        a cheap forward: more threads gain it little, and when the loop, the clients and other
+        processes share the cores their barriers cost whole scheduler slices (tens of ms)."""
+        many = predictor.full_batch_seconds
+        torch.set_num_threads(1)
+        one = predictor.time_full_batch(self.config.max_batch_size)
+        if one > many and one >= INLINE_FORWARD_S:
+            torch.set_num_threads(threads)
+            predictor.full_batch_seconds = many
 
     def _track_inputs(self, model: LoadedModel) -> None:
         """Input histograms from `--input-reference`, else from the model's own reference file."""
