@@ -12,6 +12,7 @@ model loads.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -210,6 +211,11 @@ class ServingApp:
             inline=predictor.full_batch_seconds < INLINE_FORWARD_S,
         )
         batcher.start()
+        # Everything allocated so far (torch, the model, imports: millions of objects) never
+        # becomes garbage; left in the collector's oldest generation, each full collection walked
+        # it all, a 60-100 ms pause on the event loop: the p99 of a 0.4 ms request.
+        gc.collect()
+        gc.freeze()
         self.state.batcher = batcher
         self.state.predictor = predictor
         log.info(
