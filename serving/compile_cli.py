@@ -56,6 +56,9 @@ def main(argv: list[str]) -> int:
     except ModelLoadError as error:
         print(f"modelramp compile: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # inductor and the C++ compiler fail in many ways
+        print(f"modelramp compile: compiling {args.program} failed: {error}", file=sys.stderr)
+        return 1
     args.output.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(package, args.output)
     shape = ",".join(map(str, input_.row_shape))
