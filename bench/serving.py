@@ -100,6 +100,9 @@ class Case:
     name: str
     model: nn.Module
     row_shape: tuple[int, ...]
+    # The 64-row binary points: for the MLP (the issue's goal). A CNN at 64 images per request
+    # takes seconds per request on 2 cores, past wrk's timeout at any concurrency.
+    multi_row: bool = True
 
 
 @dataclass
@@ -199,7 +202,8 @@ def binary_body(rows: np.ndarray) -> tuple[bytes, int]:
 
 def forwards(port: int) -> tuple[float, float]:
     """(forwards, rows) so far, from modelramp's own `modelramp_batch_size` histogram."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+    # Generous: a saturated server answers /metrics after the forwards queued before it.
+    with socket.create_connection(("127.0.0.1", port), timeout=120) as connection:
         connection.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         text = b"".join(iter(lambda: connection.recv(65536), b"")).decode()
     values = {
@@ -462,7 +466,7 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
                 MULTI_ROWS,
                 model_format,
             )
-            for model_format in FORMATS
+            for model_format in (FORMATS if case.multi_row else ())
         ),
         Server(
             "mlflow serve",
@@ -514,7 +518,7 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
                     f"  {case.name} {server.name} c={concurrency}: {result.throughput:.0f} req/s",
                     file=sys.stderr,
                 )
-        except RuntimeError as error:
+        except (RuntimeError, OSError) as error:  # OSError: a socket timeout on a saturated server
             print(f"  {server.name} failed: {error}; see {log}", file=sys.stderr)
         finally:
             stop(process)
@@ -604,7 +608,7 @@ def main() -> int:
         return 2
     cases = {
         "mlp": Case("mlp", MLP(), (32,)),
-        "resnet18": Case("resnet18", ResNet18(), (3, args.image_size, args.image_size)),
+        "resnet18": Case("resnet18", ResNet18(), (3, args.image_size, args.image_size), multi_row=False),
     }
     kserve_python = None if args.no_kserve else ensure_kserve()
     results: list[Result] = []
