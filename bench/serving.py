@@ -1,12 +1,14 @@
 """Serving benchmark (run on demand, not a test): modelramp vs MLflow vs KServe vs raw batched forward.
 
 Same models (a small MLP and a ResNet-18-size CNN, random weights), same machine, same load
-generator (wrk, one thread, keep-alive connections, one row per request in JSON; and modelramp with
-64 rows per request as binary tensors, tritonclient's default) at several concurrencies,
-side by side in one run. The raw forward runs the served TorchScript file at the mean batch size
-modelramp formed at each concurrency (read from its `modelramp_batch_size` histogram). Prints
-throughput, p50 and p99 for each, and the ratios the issue sets as goals (>= 3x MLflow, >= 1.5x
-KServe, >= 70% of raw batched forward, lower p99).
+generator (wrk, one thread, keep-alive connections) at several concurrencies, side by side in one
+run: one row per request in JSON (modelramp serving TorchScript and the AOTInductor package,
+MLflow, KServe), and modelramp with 64 rows per request as binary tensors (tritonclient's default)
+for each format: TorchScript, ExportedProgram and AOTInductor (`modelramp compile`). Each
+modelramp point's baseline is the raw forward of the same file (`model(x)` in a loop, no HTTP) at
+the mean batch modelramp formed at that concurrency (read from its `modelramp_batch_size`
+histogram). Prints throughput, p50 and p99 for each, and the ratios the issue sets as goals
+(>= 3x MLflow, >= 1.5x KServe, >= 70% of raw batched forward, lower p99).
 
     PYTHONSAFEPATH=1 .venv/bin/python bench/serving.py [--seconds 5] [--concurrency 1,8,32]
 
@@ -90,7 +92,7 @@ class ResNet18(nn.Module):
 
 # The multi-row point: what a batch client (tritonclient's default binary tensors) sends.
 MULTI_ROWS = 64
-MULTI_SERVER = f"modelramp binary x{MULTI_ROWS}"
+FORMATS = ("torchscript", "exported-program", "aoti")
 
 
 @dataclass
@@ -98,6 +100,9 @@ class Case:
     name: str
     model: nn.Module
     row_shape: tuple[int, ...]
+    # The 64-row binary points: for the MLP (the issue's goal). A CNN at 64 images per request
+    # takes seconds per request on 2 cores, past wrk's timeout at any concurrency.
+    multi_row: bool = True
 
 
 @dataclass
@@ -111,6 +116,7 @@ class Result:
     errors: int
     rows_per_forward: float | None = None  # modelramp's mean batch; the raw loop's batch
     rows_per_request: int = 1
+    format: str | None = None  # modelramp's and the raw loop's model format
 
 
 def free_port() -> int:
@@ -196,7 +202,8 @@ def binary_body(rows: np.ndarray) -> tuple[bytes, int]:
 
 def forwards(port: int) -> tuple[float, float]:
     """(forwards, rows) so far, from modelramp's own `modelramp_batch_size` histogram."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+    # Generous: a saturated server answers /metrics after the forwards queued before it.
+    with socket.create_connection(("127.0.0.1", port), timeout=120) as connection:
         connection.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         text = b"".join(iter(lambda: connection.recv(65536), b"")).decode()
     values = {
@@ -235,27 +242,17 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def start_modelramp(path: Path, case: Case, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_modelramp(
+    path: Path, model_format: str, case: Case, port: int, log: Path
+) -> subprocess.Popen[bytes]:
+    # TorchScript records no input shape; the other two formats carry it.
+    shape = ["--input-shape", ",".join(map(str, case.row_shape))] if model_format == "torchscript" else []
     command = [
-        str(HERE_VENV / "bin" / "modelramp"),
-        "serve",
-        "--model-uri",
-        str(path),
-        "--format",
-        "torchscript",
-        "--input-shape",
-        ",".join(map(str, case.row_shape)),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--device",
-        "cpu",
-        "--log-level",
-        "info",  # no access log; the start-up line says how many torch threads it chose
-        "--max-body-bytes",
-        str(64 << 20),
-    ]
+        str(HERE_VENV / "bin" / "modelramp"), "serve", "--model-uri", str(path), "--format", model_format,
+        *shape, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
+        # No access log; the start-up line says how many torch threads it chose.
+        "--log-level", "info", "--max-body-bytes", str(64 << 20),
+    ]  # fmt: skip
     return subprocess.Popen(
         command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=os.environ | {"PYTHONSAFEPATH": "1"}
     )
@@ -336,14 +333,30 @@ def start_kserve(
     )
 
 
-def raw_batched(script_path: Path, case: Case, batch: int, concurrency: int, seconds: float) -> Result:
-    """The limit: the served TorchScript file's `model(x)` on `batch` rows in a loop, no HTTP, no JSON.
+def load_raw(path: Path, model_format: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model in `path` as modelramp loads it, minus the server."""
+    if model_format == "torchscript":
+        module: Callable[[torch.Tensor], torch.Tensor] = torch.jit.load(str(path)).eval()  # type: ignore[no-untyped-call]
+        return module
+    if model_format == "exported-program":
+        program: Callable[[torch.Tensor], torch.Tensor] = torch.export.load(str(path)).module()
+        return program
+    compiled: Callable[[torch.Tensor], torch.Tensor] = torch._inductor.aoti_load_package(
+        str(path), run_single_threaded=True
+    )
+    return compiled
+
+
+def raw_batched(
+    path: Path, model_format: str, case: Case, batch: int, *, concurrency: int, seconds: float
+) -> Result:
+    """The limit: the served file's `model(x)` on `batch` rows in a loop, no HTTP, no JSON.
 
     `batch` is the mean batch modelramp formed at `concurrency`, so the ratio compares the server
     with the model doing the same work it did. Runs with one torch thread and with one per CPU and
     keeps the faster, so the limit is the best this machine gives, not torch's default.
     """
-    model = torch.jit.load(str(script_path)).eval()  # type: ignore[no-untyped-call]
+    model = load_raw(path, model_format)
     x = torch.randn(batch, *case.row_shape)
     default_threads = torch.get_num_threads()
     best: Result | None = None
@@ -361,7 +374,7 @@ def raw_batched(script_path: Path, case: Case, batch: int, concurrency: int, sec
         elapsed = time.perf_counter() - started
         ordered = np.sort(times) * 1000
         result = Result(
-            f"raw model(x), {threads} thread{'s' if threads > 1 else ''}",
+            f"raw {model_format} model(x), {threads} thread{'s' if threads > 1 else ''}",
             case.name,
             concurrency,
             len(times) * batch / elapsed,
@@ -369,6 +382,7 @@ def raw_batched(script_path: Path, case: Case, batch: int, concurrency: int, sec
             float(np.percentile(ordered, 99)),
             0,
             batch,
+            format=model_format,
         )
         if best is None or result.throughput > best.throughput:
             best = result
@@ -377,16 +391,53 @@ def raw_batched(script_path: Path, case: Case, batch: int, concurrency: int, sec
     return best
 
 
+def compile_package(program_path: Path, work: Path) -> Path:
+    """`modelramp compile`, as a user runs it (its cache in the bench's folder: a real compile)."""
+    package = program_path.with_name(f"{program_path.stem}-aoti.pt2")
+    command = [str(HERE_VENV / "bin" / "modelramp"), "compile", str(program_path), "-o", str(package)]
+    started = time.perf_counter()
+    subprocess.run(
+        [*command, "--cache", str(work / "aoti-cache")],
+        check=True,
+        capture_output=True,
+        env=os.environ | {"PYTHONSAFEPATH": "1"},
+    )
+    print(f"  modelramp compile {program_path.name}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return package
+
+
+@dataclass
+class Server:
+    name: str
+    start: Callable[[int, Path], subprocess.Popen[bytes]]
+    ready_path: str
+    path: str
+    body: bytes
+    header_length: int | None = None
+    rows_per_request: int = 1
+    format: str | None = None  # modelramp's
+
+
 def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Path | None) -> list[Result]:
     import mlflow.pytorch  # noqa: PLC0415 - only the bench needs it at import time
 
     torch.manual_seed(0)
     model = case.model.eval()
-    script_path = work / f"{case.name}.pt"
-    torch.jit.save(torch.jit.script(model), str(script_path))
+    files = {
+        "torchscript": work / f"{case.name}.pt",
+        "exported-program": work / f"{case.name}.pt2",
+    }
+    torch.jit.save(torch.jit.script(model), str(files["torchscript"]))
+    example = torch.zeros((2, *case.row_shape))
+    batch = {0: torch.export.Dim("batch")}
+    program = torch.export.export(model, (example,), dynamic_shapes={"x": batch})
+    torch.export.save(program, str(files["exported-program"]))
+    files["aoti"] = compile_package(files["exported-program"], work)
     mlflow_dir = work / f"{case.name}-mlflow"
-    example = np.zeros((1, *case.row_shape), dtype=np.float32)
-    mlflow.pytorch.save_model(model, str(mlflow_dir), input_example=example, pip_requirements=["torch"])
+    mlflow_example = np.zeros((1, *case.row_shape), dtype=np.float32)
+    mlflow.pytorch.save_model(
+        model, str(mlflow_dir), input_example=mlflow_example, pip_requirements=["torch"]
+    )
 
     row = np.random.default_rng(0).normal(size=case.row_shape).round(4).tolist()
     # Peers start after modelramp and get the torch thread count it chose (same CPU budget).
@@ -395,86 +446,94 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
     many = np.random.default_rng(1).normal(size=(MULTI_ROWS, *case.row_shape))
     binary, header_length = binary_body(many)
 
-    def start_ours(port: int, log: Path) -> subprocess.Popen[bytes]:
-        return start_modelramp(script_path, case, port, log)
+    def ours(model_format: str) -> Callable[[int, Path], subprocess.Popen[bytes]]:
+        return lambda port, log: start_modelramp(files[model_format], model_format, case, port, log)
 
-    # (name, start, ready path, infer path, body, header length, rows per request)
-    servers: list[
-        tuple[str, Callable[[int, Path], subprocess.Popen[bytes]], str, str, bytes, int | None, int]
-    ] = [
-        ("modelramp", start_ours, "/v2/health/ready", "/v2/models/model/infer", http_body(oip), None, 1),
-        (
-            MULTI_SERVER,
-            start_ours,
-            "/v2/health/ready",
-            "/v2/models/model/infer",
-            binary,
-            header_length,
-            MULTI_ROWS,
+    infer = "/v2/models/model/infer"
+    servers = [
+        Server(
+            "modelramp", ours("torchscript"), "/v2/health/ready", infer, http_body(oip), format="torchscript"
         ),
-        (
+        Server("modelramp aoti", ours("aoti"), "/v2/health/ready", infer, http_body(oip), format="aoti"),
+        *(
+            Server(
+                f"modelramp binary x{MULTI_ROWS} {model_format}",
+                ours(model_format),
+                "/v2/health/ready",
+                infer,
+                binary,
+                header_length,
+                MULTI_ROWS,
+                model_format,
+            )
+            for model_format in (FORMATS if case.multi_row else ())
+        ),
+        Server(
             "mlflow serve",
             lambda port, log: start_mlflow(mlflow_dir, port, log, torch_threads_of(modelramp_log)),
             "/ping",
             "/invocations",
             http_body({"inputs": [row]}),
-            None,
-            1,
         ),
     ]
     if kserve_python is not None:
         servers.append(
-            (
+            Server(
                 "kserve",
                 lambda port, log: start_kserve(
-                    kserve_python, script_path, port, log, work=work, threads=torch_threads_of(modelramp_log)
+                    kserve_python,
+                    files["torchscript"],
+                    port,
+                    log,
+                    work=work,
+                    threads=torch_threads_of(modelramp_log),
                 ),
                 "/v1/models/model",
                 "/v1/models/model:predict",
                 http_body({"instances": [row]}),
-                None,
-                1,
             )
         )
     results: list[Result] = []
-    for name, start, ready_path, path, body, json_length, rows_per_request in servers:
+    for server in servers:
         port = free_port()
-        log = (
-            work / f"{case.name}-{name.split()[0] if name == 'mlflow serve' else name.replace(' ', '-')}.log"
-        )
-        process = start(port, log)
+        name = "modelramp" if server.name == "modelramp" else server.name.replace(" ", "-")
+        log = work / f"{case.name}-{name}.log"
+        process = server.start(port, log)
         try:
-            wait_ready(process, port, ready_path)
+            wait_ready(process, port, server.ready_path)
             for concurrency in args.concurrency:
-                ours = name.startswith("modelramp")
-                before = forwards(port) if ours else None
+                before = forwards(port) if server.format else None
+                load = Load(port, server.path, server.body, server.header_length)
                 result = measure(
-                    name,
-                    case.name,
-                    Load(port, path, body, json_length),
-                    work=work,
-                    concurrency=concurrency,
-                    seconds=args.seconds,
+                    server.name, case.name, load, work=work, concurrency=concurrency, seconds=args.seconds
                 )
                 if before is not None:
                     # Over the warm-up and the measurement, both at this concurrency.
                     after = forwards(port)
                     result.rows_per_forward = (after[1] - before[1]) / max(after[0] - before[0], 1)
-                result.rows_per_request = rows_per_request
+                result.rows_per_request = server.rows_per_request
+                result.format = server.format
                 results.append(result)
-                print(f"  {case.name} {name} c={concurrency}: {result.throughput:.0f} req/s", file=sys.stderr)
-        except RuntimeError as error:
-            print(f"  {name} failed: {error}; see {log}", file=sys.stderr)
+                print(
+                    f"  {case.name} {server.name} c={concurrency}: {result.throughput:.0f} req/s",
+                    file=sys.stderr,
+                )
+        except (RuntimeError, OSError) as error:  # OSError: a socket timeout on a saturated server
+            print(f"  {server.name} failed: {error}; see {log}", file=sys.stderr)
         finally:
             stop(process)
     # After the servers stopped, so the raw loop has the machine to itself.
     batches = {
-        (ours.concurrency, max(1, round(ours.rows_per_forward or 1)))
-        for ours in results
-        if ours.server.startswith("modelramp")
+        (result.format, result.concurrency, max(1, round(result.rows_per_forward or 1)))
+        for result in results
+        if result.format is not None
     }
-    for concurrency, batch in sorted(batches):
-        results.append(raw_batched(script_path, case, batch, concurrency, args.seconds))
+    for model_format, concurrency, rows in sorted(batches):
+        results.append(
+            raw_batched(
+                files[model_format], model_format, case, rows, concurrency=concurrency, seconds=args.seconds
+            )
+        )
     return results
 
 
@@ -502,29 +561,28 @@ def report(results: list[Result]) -> str:
         )
     lines += [
         "",
-        "| model | concurrency | vs MLflow (goal >= 3x) | vs KServe (goal >= 1.5x)"
-        " | vs raw at the same batch (goal >= 0.7)"
+        "| model | server | concurrency | vs MLflow (goal >= 3x) | vs KServe (goal >= 1.5x)"
+        " | vs raw, same file and batch (goal >= 0.7)"
         " | p99 vs MLflow / KServe |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     by_key = {(r.case, r.server, r.concurrency): r for r in results}
     raws = {
-        (r.case, r.concurrency, round(r.rows_per_forward or 1)): r
+        (r.case, r.format, r.concurrency, round(r.rows_per_forward or 1)): r
         for r in results
         if r.server.startswith("raw")
     }
     for r in results:
-        if not r.server.startswith("modelramp"):
+        if r.format is None or r.server.startswith("raw"):
             continue
-        one_row = r.server == "modelramp"
+        one_row = r.rows_per_request == 1
         mlflow_r = by_key.get((r.case, "mlflow serve", r.concurrency)) if one_row else None
         kserve_r = by_key.get((r.case, "kserve", r.concurrency)) if one_row else None
-        raw = raws[(r.case, r.concurrency, max(1, round(r.rows_per_forward or 1)))]
-        label = r.case if one_row else f"{r.case}, {r.server.removeprefix('modelramp ')}"
+        raw = raws.get((r.case, r.format, r.concurrency, max(1, round(r.rows_per_forward or 1))))
+        vs_raw = f"{_rows_per_s(r) / raw.throughput:.2f}" if raw else "n/a"
         lines.append(
-            f"| {label} | {r.concurrency} | {_ratio(r, mlflow_r)} | {_ratio(r, kserve_r)}"
-            f" | {_rows_per_s(r) / raw.throughput:.2f} |"
-            f" {_p99(r, mlflow_r)} / {_p99(r, kserve_r)} |"
+            f"| {r.case} | {r.server} | {r.concurrency} | {_ratio(r, mlflow_r)} | {_ratio(r, kserve_r)}"
+            f" | {vs_raw} | {_p99(r, mlflow_r)} / {_p99(r, kserve_r)} |"
         )
     return "\n".join(lines)
 
@@ -550,7 +608,7 @@ def main() -> int:
         return 2
     cases = {
         "mlp": Case("mlp", MLP(), (32,)),
-        "resnet18": Case("resnet18", ResNet18(), (3, args.image_size, args.image_size)),
+        "resnet18": Case("resnet18", ResNet18(), (3, args.image_size, args.image_size), multi_row=False),
     }
     kserve_python = None if args.no_kserve else ensure_kserve()
     results: list[Result] = []
@@ -559,8 +617,8 @@ def main() -> int:
             results += run_case(cases[name], args, Path(tmp), kserve_python)
     print(
         f"\n{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end,"
-        f" torch {torch.__version__}, {args.seconds}s per point, one row per request"
-        f" (JSON) except {MULTI_SERVER!r} ({MULTI_ROWS} rows, binary tensors in and out), wrk -t1\n"
+        f" torch {torch.__version__}, {args.seconds}s per point, one row per request (JSON) except"
+        f" 'modelramp binary x{MULTI_ROWS} <format>' ({MULTI_ROWS} rows, binary tensors both ways), wrk -t1\n"
     )
     print(report(results))
     return 0

@@ -22,10 +22,12 @@ from modelramp.serving.errors import ModelLoadError
 ENV_PREFIX = "MODELRAMP_"
 _FLAGS: dict[str, str] = {
     "model_uri": "model URI: path, file://, https://, models:/ or runs:/ (MLflow)",
-    "format": "torchscript | exported-program | mlflow",
+    "format": "aoti | exported-program | torchscript | mlflow",
     "model_name": "name in the OIP v2 paths and metric labels (default: model)",
     "model_version": "version label (default: 1)",
     "device": "auto | cpu | cuda (default: auto)",
+    "compile": "none | aoti: compile an exported program with AOTInductor at load, cached (default: none)",
+    "compile_cache": "where load-time compiles are kept (default: $MODELRAMP_CACHE/aoti)",
     "host": "listen address (default: 0.0.0.0)",
     "port": "listen port (default: 8080; 0 picks a free one)",
     "max_batch_size": "most rows in one forward (default: 32)",

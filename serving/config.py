@@ -10,11 +10,13 @@ import itertools
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from modelramp.serving.tensors import DATATYPES
 
-ModelFormat = Literal["torchscript", "exported-program", "mlflow"]
+ModelFormat = Literal["aoti", "exported-program", "torchscript", "mlflow"]
+# `aoti`: compile an exported program with AOTInductor when it loads (cached, see `aoti`).
+CompileChoice = Literal["none", "aoti"]
 DeviceChoice = Literal["auto", "cpu", "cuda"]
 
 DEFAULT_PREDICTION_BUCKETS = tuple(round(step / 10, 1) for step in range(11))
@@ -37,6 +39,10 @@ class ServeConfig(BaseModel):
     model_name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "model"
     model_version: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "1"
     device: DeviceChoice = "auto"
+    compile: CompileChoice = "none"
+    # Where load-time compiles are kept (keyed by model content, torch version and device);
+    # None: $MODELRAMP_CACHE/aoti, else ~/.cache/modelramp/aoti.
+    compile_cache: Path | None = None
     host: str = "0.0.0.0"  # a pod must listen on its own IP, not only loopback
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     max_batch_size: Annotated[int, Field(ge=1, le=65536)] = 32
@@ -90,3 +96,11 @@ class ServeConfig(BaseModel):
         if value is not None and value.upper() not in DATATYPES:
             raise ValueError(f"unsupported datatype {value!r}; one of {sorted(DATATYPES)}")
         return None if value is None else value.upper()
+
+    @model_validator(mode="after")
+    def _compile_needs_a_program(self) -> ServeConfig:
+        if self.compile != "none" and self.format != "exported-program":
+            raise ValueError(
+                f"compile: {self.compile!r} compiles an exported program; the format is {self.format!r}"
+            )
+        return self

@@ -1,8 +1,9 @@
-"""Loading a PyTorch model in one of the three supported formats onto a device.
+"""Loading a PyTorch model in one of the supported formats onto a device.
 
 Each format says what it knows about the model's input: an exported program records the shape
-and dtype of its placeholder, an MLflow model its signature, a TorchScript archive nothing (so
-`--input-shape` is required). Nothing here unpickles arbitrary objects except the `mlflow` format,
+and dtype of its placeholder, an MLflow model its signature, an AOTInductor package what
+`modelramp compile` wrote into its metadata, a TorchScript archive nothing (so `--input-shape` is
+required). Nothing here unpickles arbitrary objects except the `mlflow` format,
 which a user opts into by choosing it.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from modelramp.serving import aoti
 from modelramp.serving.config import ServeConfig
 from modelramp.serving.errors import ModelLoadError
 from modelramp.serving.input_reference import FILE_NAME
@@ -63,6 +65,7 @@ def load_model(config: ServeConfig) -> LoadedModel:
         "torchscript": _load_torchscript,
         "exported-program": _load_exported_program,
         "mlflow": _load_mlflow,
+        "aoti": _load_aoti,
     }
     try:
         forward, hint = loaders[config.format](config, device)
@@ -107,6 +110,26 @@ def _load_torchscript(config: ServeConfig, device: torch.device) -> tuple[Forwar
 def _load_exported_program(config: ServeConfig, device: torch.device) -> tuple[Forward, _InputHint]:
     path = _single_file(local_model_path(config.model_uri))
     program = torch.export.load(str(path))
+    input_ = program_input(program)
+    hint = _InputHint(row_shape=input_.row_shape, datatype=input_.datatype)
+    if config.compile == "aoti":
+        cache = config.compile_cache or aoti.default_cache()
+        package, _ = aoti.cached_package(path, program, input_, device, cache)
+        compiled, _ = aoti.load_package(package, device)
+        return compiled, hint
+    return program.module().to(device), hint
+
+
+def _load_aoti(config: ServeConfig, device: torch.device) -> tuple[Forward, _InputHint]:
+    path = _single_file(local_model_path(config.model_uri))
+    compiled, recorded = aoti.load_package(path, device)
+    if recorded is None:
+        return compiled, _InputHint(row_shape=None, datatype=None)
+    return compiled, _InputHint(row_shape=recorded.row_shape, datatype=recorded.datatype)
+
+
+def program_input(program: torch.export.ExportedProgram) -> aoti.Input:
+    """The one input of an exported program, which must have a dynamic batch dimension."""
     user_inputs = program.graph_signature.user_inputs
     if len(user_inputs) != 1:
         raise ModelLoadError(
@@ -121,10 +144,9 @@ def _load_exported_program(config: ServeConfig, device: torch.device) -> tuple[F
             f"model-uri: the exported program's batch dimension is fixed at {example.shape[0]};"
             " export it with dynamic_shapes={...: {0: torch.export.Dim('batch')}} so requests can be batched"
         )
-    hint = _InputHint(
+    return aoti.Input(
         row_shape=tuple(int(dim) for dim in example.shape[1:]), datatype=_datatype(example.dtype)
     )
-    return program.module().to(device), hint
 
 
 def _load_mlflow(config: ServeConfig, device: torch.device) -> tuple[Forward, _InputHint]:

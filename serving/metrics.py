@@ -2,7 +2,8 @@
 
 The operator's built-in analysis queries exactly these names and labels. Track and
 ModelDeployment labels are not set here: Prometheus adds them from the pod's labels.
-Label children are bound once, so the hot path never looks labels up.
+Label children are bound once, so the hot path never looks labels up, and histograms are
+observed per batch in numpy (`bulk_histogram`), never per row in Python.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from modelramp.serving.assignment import VariantRoute
+from modelramp.serving.bulk_histogram import BulkHistogram
 from modelramp.serving.input_histograms import InputHistograms
 from modelramp.serving.input_reference import InputReference
 
@@ -67,35 +69,28 @@ class ServingMetrics:
             registry=self.registry,
         )
         self._model_labels = (model, version)
+        self._label_values = {"model": model, "version": version}
         self._requests_by_code: dict[int, Counter] = {}
-        self._request_duration = Histogram(
+        self._request_duration = self._histogram(
             "modelramp_request_duration_seconds",
             "Whole prediction request, from routing to response.",
-            labels,
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        ).labels(model, version)
-        self._inference_duration = Histogram(
+            _LATENCY_BUCKETS,
+        )
+        self._inference_duration = self._histogram(
             "modelramp_inference_duration_seconds",
             "One forward pass of a batch.",
-            labels,
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        ).labels(model, version)
-        self._batch_size = Histogram(
+            _LATENCY_BUCKETS,
+        )
+        self._batch_size = self._histogram(
             "modelramp_batch_size",
             "Rows per forward pass.",
-            labels,
-            buckets=_batch_buckets(max_batch_size),
-            registry=self.registry,
-        ).labels(model, version)
-        self._prediction = Histogram(
+            _batch_buckets(max_batch_size),
+        )
+        self._prediction = self._histogram(
             "modelramp_prediction",
             "The model's output score per row (top class probability for multi-output models).",
-            labels,
-            buckets=tuple(prediction_buckets),
-            registry=self.registry,
-        ).labels(model, version)
+            tuple(prediction_buckets),
+        )
         # An A/B test's requests, by the variant that served them (and how they were assigned), and
         # those sent on to another variant's server; each request counted where it was served.
         self._variant_requests = Counter(
@@ -111,13 +106,11 @@ class ServingMetrics:
             (*labels, "test", "variant", "code"),
             registry=self.registry,
         )
-        self._forward_duration = Histogram(
+        self._forward_duration = self._histogram(
             "modelramp_forward_duration_seconds",
             "Whole forwarded prediction request, as the forwarding server saw it.",
-            labels,
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        ).labels(model, version)
+            _LATENCY_BUCKETS,
+        )
         # Copies of requests another server answered (a shadow step's tee, a router's mirror): what
         # this server did with them, apart from its real traffic, which they must never inflate.
         self._mirrored_requests = Counter(
@@ -126,28 +119,29 @@ class ServingMetrics:
             (*labels, "code"),
             registry=self.registry,
         )
-        self._mirrored_duration = Histogram(
+        self._mirrored_duration = self._histogram(
             "modelramp_mirrored_request_duration_seconds",
             "Whole mirrored prediction request, from routing to response.",
-            labels,
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        ).labels(model, version)
+            _LATENCY_BUCKETS,
+        )
         self._variant_children: dict[tuple[str, ...], Counter] = {}
         self._forwarded_children: dict[tuple[str, ...], Counter] = {}
-        self._mirrored_prediction = Histogram(
+        self._mirrored_prediction = self._histogram(
             "modelramp_mirrored_prediction",
             "The model's output score per row of the mirrored requests.",
-            labels,
-            buckets=tuple(prediction_buckets),
-            registry=self.registry,
-        ).labels(model, version)
+            tuple(prediction_buckets),
+        )
         Gauge(
             "modelramp_model_info",
             "The served model; always 1.",
             ("model", "version", "uri", "device"),
             registry=self.registry,
         ).labels(model, version, uri, device).set(1)
+
+    def _histogram(self, name: str, documentation: str, bounds: Sequence[float]) -> BulkHistogram:
+        histogram = BulkHistogram(name, documentation, self._label_values, bounds)
+        self.registry.register(histogram)
+        return histogram
 
     def track_inputs(self, reference: InputReference) -> None:
         """Exports `modelramp_input{feature}` in the reference's buckets from now on."""
@@ -157,7 +151,7 @@ class ServingMetrics:
     def request(self, code: int, duration_s: float, *, mirrored: bool = False) -> None:
         if mirrored:
             self._mirrored_requests.labels(*self._model_labels, str(code)).inc()
-            self._mirrored_duration.observe(duration_s)
+            self._mirrored_duration.observe_one(duration_s)
             return
         statistics = self.statistics
         if code < 300:
@@ -170,7 +164,7 @@ class ServingMetrics:
         if counter is None:
             counter = self._requests_by_code[code] = self._requests.labels(*self._model_labels, str(code))
         counter.inc()
-        self._request_duration.observe(duration_s)
+        self._request_duration.observe_one(duration_s)
 
     def variant_request(self, route: VariantRoute, code: int) -> None:
         """A request served here in an A/B test (already counted by `request`)."""
@@ -181,7 +175,7 @@ class ServingMetrics:
         """A request this server sent on to another variant's, and what came back."""
         values = (route.test, route.variant, str(code))
         self._child(self._forwarded_children, self._forwarded_requests, values).inc()
-        self._forward_duration.observe(duration_s)
+        self._forward_duration.observe_one(duration_s)
 
     def _child(
         self, children: dict[tuple[str, ...], Counter], counter: Counter, values: tuple[str, ...]
@@ -201,10 +195,9 @@ class ServingMetrics:
     ) -> None:
         """One forward pass; `mirrored` marks the rows of mirrored requests, whose inputs and
         scores are kept out of the real traffic's histograms (the pass itself is shared)."""
-        self._batch_size.observe(inputs.shape[0])
+        self._batch_size.observe_one(inputs.shape[0])
         if mirrored is not None:
-            for score in scores[mirrored].tolist():
-                self._mirrored_prediction.observe(score)
+            self._mirrored_prediction.observe(scores[mirrored])
             inputs, scores = inputs[~mirrored], scores[~mirrored]
         rows = inputs.shape[0]
         statistics = self.statistics
@@ -214,9 +207,8 @@ class ServingMetrics:
         statistics.last_inference_ms = int(time.time() * 1000)
         if self._inputs is not None:
             self._inputs.observe(inputs)
-        self._inference_duration.observe(duration_s)
-        for score in scores.tolist():
-            self._prediction.observe(score)
+        self._inference_duration.observe_one(duration_s)
+        self._prediction.observe(scores)
 
 
 def _batch_buckets(max_batch_size: int) -> tuple[float, ...]:

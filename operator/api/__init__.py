@@ -62,7 +62,6 @@ from modelramp.operator.api.spec import (
     InferencePools,
     IstioRouting,
     ModelDeploymentSpec,
-    ModelFormat,
     ModelRegistry,
     ModelSource,
     NginxRouting,
@@ -96,7 +95,7 @@ from modelramp.operator.api.status import (
     ResolvedModel,
     Verdict,
 )
-from modelramp.operator.api.types import Duration, IntOrPercent, Quantity, parse_duration
+from modelramp.operator.api.types import Duration, IntOrPercent, ModelFormat, Quantity, parse_duration
 
 __all__ = [
     "API_VERSION",

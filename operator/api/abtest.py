@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, WithJsonSchema
 
 from modelramp.operator.api.base import ApiModel, CelRule, ListMapKey, StatusModel
-from modelramp.operator.api.types import DnsLabel, Duration, ModelUri
+from modelramp.operator.api.types import DnsLabel, Duration, ModelFormat, ModelUri
 
 CONTROL: Literal["control"] = "control"
 MAX_VARIANTS = 8
@@ -80,7 +80,7 @@ class VariantModel(ApiModel):
     )
 
     uri: ModelUri = Field(description="Where the model is, as spec.model.uri (no registry alias).")
-    format: Literal["torchscript", "exported-program", "mlflow"] | None = Field(
+    format: ModelFormat | None = Field(
         default=None, description="How the model is stored; defaults to spec.model.format."
     )
 

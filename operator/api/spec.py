@@ -21,12 +21,12 @@ from modelramp.operator.api.types import (
     HttpUrl,
     IntOrPercent,
     LabelMap,
+    ModelFormat,
     ModelUri,
     ObjectName,
     Quantity,
 )
 
-ModelFormat = Literal["torchscript", "exported-program", "mlflow"]
 MAX_STEPS = 64
 
 
@@ -95,8 +95,10 @@ class ModelSource(ApiModel):
     )
     format: ModelFormat = Field(
         description=(
-            "How the model is stored: `torchscript` (torch.jit.save), `exported-program` "
-            "(torch.export.save, .pt2) or `mlflow` (an MLflow pytorch model)."
+            "How the model is stored: `aoti` (an AOTInductor package from `modelramp compile` or "
+            "torch._inductor.aoti_compile_and_package; the fastest), `exported-program` "
+            "(torch.export.save, .pt2), `torchscript` (torch.jit.save; deprecated by torch) or "
+            "`mlflow` (an MLflow pytorch model)."
         )
     )
     name: str | None = Field(

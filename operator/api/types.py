@@ -7,7 +7,7 @@ and so the API server can bound the cost of CEL rules that touch them.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 from pydantic import Field, StringConstraints, WithJsonSchema
 
@@ -82,6 +82,9 @@ MODEL_URI_PATTERN: Final = (
     r"|file:///\S*)$"
 )
 ModelUri = Annotated[str, StringConstraints(pattern=MODEL_URI_PATTERN, max_length=2048)]
+# How a model is stored; the server's `--format` (serving/config.py keeps its own copy: the two
+# packages ship apart).
+ModelFormat = Literal["aoti", "exported-program", "torchscript", "mlflow"]
 
 HTTP_URL_PATTERN: Final = r"^https?://[^\s/]+\S*$"
 HttpUrl = Annotated[str, StringConstraints(pattern=HTTP_URL_PATTERN, max_length=2048)]

@@ -15,6 +15,11 @@ from collections.abc import Callable, Sequence
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "operator": ("modelramp.operator.main", "main", "run the ModelDeployment controller"),
     "serve": ("modelramp.serving.cli", "main", "serve a PyTorch model over HTTP (OIP v2, MLflow)"),
+    "compile": (
+        "modelramp.serving.compile_cli",
+        "main",
+        "compile an exported program into an AOTInductor package (`serve --format aoti`)",
+    ),
     "input-reference": (
         "modelramp.serving.input_reference",
         "main",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -189,3 +190,12 @@ def test_a_failing_merged_batch_is_retried_one_request_at_a_time(inline: bool) -
     assert isinstance(bad, InferenceFailed)
     assert "negative input" in bad.message
     np.testing.assert_array_equal(other, np.full((2, 2), 6.0))
+
+
+def test_objects_alive_once_ready_are_frozen_out_of_garbage_collection(torchscript_mlp: Path) -> None:
+    """torch and the model's millions of objects must not be walked by every full collection
+    (a pause of tens of ms on the event loop; bench/serving.py's p99)."""
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    with RunningServer(torchscript_config(torchscript_mlp)):
+        assert gc.get_freeze_count() > 100_000

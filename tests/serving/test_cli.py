@@ -35,7 +35,10 @@ def test_flags_win_over_environment() -> None:
 
 def test_invalid_configuration_exits_2_naming_the_field(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--model-uri", "/m.pt", "--format", "onnx"]) == 2
-    assert "format: Input should be 'torchscript', 'exported-program' or 'mlflow'" in capsys.readouterr().err
+    assert (
+        "format: Input should be 'aoti', 'exported-program', 'torchscript' or 'mlflow'"
+        in capsys.readouterr().err
+    )
     assert main(["--model-uri", "/m.pt", "--format", "torchscript", "--prediction-buckets", "0.5,0.1"]) == 2
     assert "prediction_buckets" in capsys.readouterr().err
     assert main(["--model-uri", "/m.pt", "--format", "torchscript", "--torch-threads", "0"]) == 2

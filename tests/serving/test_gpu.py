@@ -9,6 +9,8 @@ import pytest
 import torch
 from conftest import RunningServer, expected, torchscript_config
 
+from modelramp.serving.config import ServeConfig
+
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
@@ -26,3 +28,25 @@ def test_served_on_cuda(torchscript_mlp: Path, exported_scorer: Path, mlp: torch
     with RunningServer(config) as server:
         assert server.metric("modelramp_model_info", uri=str(exported_scorer), device="cuda") == 1.0
         assert server.client.post("/invocations", json={"inputs": rows.tolist()}).status_code == 200
+
+
+@pytest.mark.compile
+def test_exported_program_compiled_for_cuda_at_load(
+    exported_scorer: Path, scorer: torch.nn.Module, tmp_path: Path
+) -> None:
+    rows = np.random.default_rng(4).normal(size=(9, 4)).astype(np.float32)
+    config = ServeConfig(
+        model_uri=str(exported_scorer),
+        format="exported-program",
+        compile="aoti",
+        compile_cache=tmp_path,
+        device="cuda",
+    )
+    with RunningServer(config) as server:
+        response = server.client.post("/invocations", json={"inputs": rows.tolist()})
+        assert response.status_code == 200, response.text
+        np.testing.assert_allclose(
+            response.json()["predictions"], expected(scorer, rows), rtol=1e-4, atol=1e-5
+        )
+    (entry,) = tmp_path.glob("*.pt2")
+    assert "-cuda-sm" in entry.name
