@@ -13,6 +13,7 @@ declare -A module=(
   [actionlint]=github.com/rhysd/actionlint/cmd/actionlint
   [argocd-lua]=local:argocd-lua
   [prometheus]=github.com/prometheus/prometheus/cmd/prometheus
+  [promtool]=github.com/prometheus/prometheus/cmd/promtool
   [traefik]=local:traefik:github.com/traefik/traefik/v3/cmd/traefik
 )
 # argocd-lua: the Argo CD version it links, and a digest of its sources (so an edit rebuilds).
@@ -27,16 +28,20 @@ declare -A version=(
   [argocd-lua]="$argocd_version-$argocd_sources"
   # Prometheus 3.16.0 (its Go module's versions are v0.<major><minor>.<patch>).
   [prometheus]=v0.316.0
+  # promtool (`promtool test rules` for the chart's alerts) from the same module and version.
+  [promtool]=v0.316.0
   [traefik]="$traefik_version-$traefik_sources"
 )
 # Prometheus with only the service discovery the tests use (static, file and http are built in;
 # Kubernetes pods for the real node): the other 25 mechanisms' cloud SDKs would triple the build.
 declare -A tags=(
   [prometheus]="remove_all_sd,enable_kubernetes_sd"
+  [promtool]="remove_all_sd,enable_kubernetes_sd"
 )
 # The make target that builds each tool, for --check's hint (the rest: `make tools`).
 declare -A make_target=(
   [prometheus]=prometheus
+  [promtool]=prometheus
   [traefik]=traefik
 )
 cache="${MODELRAMP_CACHE:-$HOME/.cache/modelramp}"
@@ -62,8 +67,8 @@ ldflags() {
       echo "$ld"
       ;;
     actionlint) echo "-s -w -X github.com/rhysd/actionlint.version=${version[actionlint]}" ;;
-    prometheus)
-      local v=${version[prometheus]#v0.}
+    prometheus | promtool)
+      local v=${version[$1]#v0.}
       echo "-s -w -X github.com/prometheus/common/version.Version=$((10#${v%%.*} / 100)).$((10#${v%%.*} % 100)).${v#*.}"
       ;;
     traefik) echo "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$traefik_version" ;;

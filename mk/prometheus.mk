@@ -3,8 +3,8 @@
 # free port with a temporary config and data dir (tests/support/prometheus.py).
 .PHONY: prometheus test-prometheus
 
-prometheus: ## build Prometheus (once per version) into $(MODELRAMP_CACHE)/bin
-	hack/install-tools.sh prometheus >/dev/null
+prometheus: ## build Prometheus and promtool (once per version) into $(MODELRAMP_CACHE)/bin
+	hack/install-tools.sh prometheus promtool >/dev/null
 
 test-deps: prometheus
 

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def built_tool(name: str) -> Path:
-    """helm, actionlint, argocd-lua (`make tools`), prometheus (`make prometheus`) or traefik
+    """helm, actionlint, argocd-lua (`make tools`), prometheus and promtool (`make prometheus`) or traefik
     (`make traefik`), as hack/install-tools.sh built them."""
     result = subprocess.run(
         [str(REPO / "hack" / "install-tools.sh"), "--check", name],

@@ -3,7 +3,6 @@ each alert fires on the series the operator exports, and stays quiet when it sho
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from support.chart import one, render
+from support.devtools import built_tool
 
 pytestmark = pytest.mark.prometheus
 
@@ -25,9 +25,7 @@ def rule_groups() -> list[dict[str, Any]]:
 
 
 def promtool_test(tmp_path: Path, series: list[dict[str, str]], alerts: list[dict[str, Any]]) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool is missing: hack/install-debs.sh installs the prometheus package that has it")
+    promtool = built_tool("promtool")
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule_groups()}))
     test = {
         "rule_files": ["rules.yaml"],
@@ -36,7 +34,11 @@ def promtool_test(tmp_path: Path, series: list[dict[str, str]], alerts: list[dic
     }
     (tmp_path / "test.yaml").write_text(yaml.safe_dump(test))
     result = subprocess.run(
-        [promtool, "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True, check=False
+        [str(promtool), "test", "rules", "test.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
