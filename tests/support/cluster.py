@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,14 +57,28 @@ def connect(kubeconfig: Path) -> Kube:
     return Kube(kubeconfig=kubeconfig, kubectl_path=kubectl, api_client=api_client)
 
 
+@dataclass(frozen=True)
+class ExtraNodes:
+    """More fake nodes for a separate cluster: `count` of them, each with room for `max_pods`."""
+
+    count: int
+    max_pods: int = 110
+
+
 def _cluster_sh(
-    command: str, name: str | None, kubeconfig: Path, audit_policy: Path | None = None
+    command: str,
+    name: str | None,
+    kubeconfig: Path,
+    audit_policy: Path | None = None,
+    nodes: ExtraNodes | None = None,
 ) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     if name is not None:
         env |= {"MODELRAMP_CLUSTER": name, "MODELRAMP_KUBECONFIG": str(kubeconfig)}
     if audit_policy is not None:
         env["KWOK_KUBE_AUDIT_POLICY"] = str(audit_policy)
+    if nodes is not None:
+        env |= {"MODELRAMP_KWOK_NODES": str(nodes.count), "MODELRAMP_KWOK_MAX_PODS": str(nodes.max_pods)}
     capture = command == "audit"
     return subprocess.run(
         [str(REPO / "hack" / "cluster.sh"), command], check=True, env=env, capture_output=capture, text=True
@@ -70,12 +86,16 @@ def _cluster_sh(
 
 
 def start_cluster(
-    name: str | None = None, kubeconfig: Path = KUBECONFIG, audit_policy: Path | None = None
+    name: str | None = None,
+    kubeconfig: Path = KUBECONFIG,
+    audit_policy: Path | None = None,
+    nodes: ExtraNodes | None = None,
 ) -> Kube:
     """The shared local cluster; with `name`, a separate cluster of that name whose kubeconfig goes
     to `kubeconfig` (for a test that must not share the cluster, e.g. a cluster-wide operator),
-    auditing API requests by `audit_policy` when given (read them with `audit_events`)."""
-    _cluster_sh("up", name, kubeconfig, audit_policy)
+    auditing API requests by `audit_policy` when given (read them with `audit_events`), with
+    `nodes` more fake nodes when given (room for more pods than the default three nodes' 330)."""
+    _cluster_sh("up", name, kubeconfig, audit_policy, nodes)
     return connect(kubeconfig)
 
 
@@ -88,3 +108,25 @@ def audit_events(name: str, kubeconfig: Path) -> list[dict[str, Any]]:
 def delete_cluster(name: str, kubeconfig: Path) -> None:
     """Deletes a separate cluster made by `start_cluster(name, kubeconfig)`."""
     _cluster_sh("down", name, kubeconfig)
+
+
+def restart_api_server(kube: Kube, name: str = "modelramp", down_seconds: float = 5.0) -> None:
+    """Stops the kube-apiserver of a local cluster (SIGTERM, as an upgrade or a crash-looping
+    control plane does), leaves it down `down_seconds`, starts it again through kwokctl (which
+    starts the components that are not running) and waits until it is ready."""
+    pid_file = REPO / ".cache" / "kwok" / "clusters" / name / "pids" / "kube-apiserver.pid"
+    pid = int(pid_file.read_text().strip())
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{pid}").exists():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"kube-apiserver ({pid}) did not stop in 60 s")
+        time.sleep(0.1)
+    time.sleep(down_seconds)
+    kwokctl = cluster_binaries()["kwok"] / "kwokctl"
+    env = {**os.environ, "KWOK_WORKDIR": str(REPO / ".cache" / "kwok")}
+    subprocess.run([str(kwokctl), "start", "cluster", "--name", name], check=True, env=env, timeout=180)
+    while kube.kubectl("get", "--raw", "/readyz", check=False, timeout=10).returncode != 0:
+        if time.monotonic() > deadline + 180:
+            raise AssertionError("kube-apiserver not ready again")
+        time.sleep(0.5)
