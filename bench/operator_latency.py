@@ -169,6 +169,16 @@ def operator_latency(kube: Kube, namespace: str, count: int) -> list[float]:
     return times
 
 
+def namespace_exists(core: kubernetes.client.CoreV1Api, name: str) -> bool:
+    try:
+        core.read_namespace(name)
+    except kubernetes.client.ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
+
+
 def wait_settled(kube: Kube, namespace: str, count: int) -> float:
     custom = kubernetes.client.CustomObjectsApi(kube.api_client)
 
@@ -230,7 +240,9 @@ def bench(kube: Kube, count: int, window: float, workdir: Path) -> None:
     mds = ModelDeployments(kube, md_ns)
     try:
         base = baseline_latency(kube, base_ns, count)
+        # Gone before the operator starts, so deleting it does not load the cluster under measurement.
         core.delete_namespace(base_ns)
+        wait_for(f"namespace {base_ns} deleted", lambda: not namespace_exists(core, base_ns), 900, 2)
         operator.start()
         measured = operator_latency(kube, md_ns, count)
         settle = wait_settled(kube, md_ns, count)
