@@ -1,7 +1,7 @@
-"""Fault: the cluster's kube-apiserver stopped and started again in the middle of a canary (a
-control-plane upgrade or crash), the operator running throughout. Invariant: the operator rides it
-out without a restart of its own, and the rollout completes with every step once, in order, none
-repeated or skipped, on status and on the route."""
+"""Fault: the cluster's kube-apiserver killed and started again in the middle of a canary (a
+control-plane crash or a lost control-plane node), the operator running throughout. Invariant:
+the operator rides it out without a restart of its own, and the rollout completes with every step
+once, in order, none repeated or skipped, on status and on the route."""
 
 from __future__ import annotations
 

@@ -97,7 +97,8 @@ def test_standby_carries_the_rollout_on_after_the_leader_is_sigkilled_mid_analys
             mds.wait_status("web", "the step's analysis measuring", analysis_running, timeout=90)
             assert "Resuming operations" not in standby.log_tail(300), "the standby acted beside the leader"
             leader.kill()
-            wait_for("the standby to take over", lambda: "Resuming operations" in standby.log_tail(300), 60)
+            # Within the leader's lifetime (6 s) and a keep-alive; kopf's default would be up to 60 s.
+            wait_for("the standby to take over", lambda: "Resuming operations" in standby.log_tail(300), 30)
             promoted = healthy(mds, uri=V2)
         statuses = recorder.status_weights
         steps = [step for step in recorder.steps if step is not None]

@@ -77,8 +77,10 @@ def test_gateway_route_patch_killed_midway(
         Recorder(mds.kube, mds.namespace, "web", route="web-route") as recorder,
     ):
         at_kill = killed_inside_the_held_write(operator, mds, webhook, body)
-    # The status that asks for the split is written before the route: it was there at the kill.
-    assert at_kill["canaryWeight"] == 40, at_kill
+    # The status that asks for the split (lastSetWeight) is written before the route: it was there
+    # at the kill, at the step that sets 40, while the weight in effect was still 20.
+    fields = ("currentStepIndex", "lastSetWeight", "canaryWeight")
+    assert tuple(at_kill.get(key) for key in fields) == (2, 40, 20), at_kill
     assert recorder.status_weights == [0, 20, 40, 60, 80, 0], recorder.status_weights
     assert recorder.route_weights == [(100, 0), (80, 20), (60, 40), (40, 60), (20, 80), (100, 0)], (
         f"the route went back or skipped a step: {recorder.route_weights}"

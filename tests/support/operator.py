@@ -307,7 +307,7 @@ class Recorder:
 
     def _watch_route(self) -> None:
         assert self.route is not None
-        for body in self._stream("gateway.networking.k8s.io", "v1", "httproutes", self.route):
+        for body in self._custom("gateway.networking.k8s.io", "v1", "httproutes", self.route):
             weights = route_weights(body, self.name)
             if weights is not None:
                 _append_changed(self.route_weights, weights)
