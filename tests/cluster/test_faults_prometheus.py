@@ -24,7 +24,8 @@ COUNT = 3
 
 
 class Flapping:
-    """Stops and starts Prometheus every FLAP_SECONDS from a thread; `outages` counts the stops."""
+    """Stops Prometheus, starts it FLAP_SECONDS later, and so on from a thread; `outages` counts
+    the stops."""
 
     def __init__(self, prometheus: PrometheusServer) -> None:
         self.prometheus = prometheus
@@ -33,11 +34,13 @@ class Flapping:
         self._thread = threading.Thread(target=self._flap, daemon=True)
 
     def _flap(self) -> None:
-        while not self._stop.wait(FLAP_SECONDS):
+        # Down first: the analyses start in an outage, and their first windows after it have no series.
+        while not self._stop.is_set():
             self.prometheus.stop()
             self.outages += 1
             self._stop.wait(FLAP_SECONDS)
             self.prometheus.start()
+            self._stop.wait(FLAP_SECONDS)
 
     def __enter__(self) -> Flapping:
         self._thread.start()
