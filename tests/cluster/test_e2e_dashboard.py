@@ -46,17 +46,18 @@ NEEDS_REGISTRY = {"Registry lineage"}
 NORMAL_QUINTILES = [-0.8416, -0.2533, 0.2533, 0.8416]
 
 
-def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for panel in dashboard["panels"]:
+def panels(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every panel, those inside rows included."""
+    for panel in items:
         yield panel
-        yield from panels(panel)
+        yield from panels(panel.get("panels", []))
 
 
 def panel_queries() -> list[tuple[str, str]]:
     dashboard = json.loads(DASHBOARD.read_text())
     return [
         (panel["title"], target["expr"])
-        for panel in panels(dashboard)
+        for panel in panels(dashboard["panels"])
         for target in panel.get("targets", [])
         if target.get("expr") and panel["title"] not in NEEDS_REGISTRY
     ]
