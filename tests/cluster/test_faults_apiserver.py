@@ -30,7 +30,7 @@ def test_rollout_completes_across_an_api_server_restart(
         {"setWeight": 20},
         {"pause": {"duration": "2s"}},
         {"setWeight": 40},
-        {"pause": {"duration": "10s"}},
+        {"pause": {"duration": "2s"}},
     ]
     steps += [
         {"setWeight": 60},
@@ -44,7 +44,8 @@ def test_rollout_completes_across_an_api_server_restart(
     with Recorder(mds.kube, mds.namespace, "web", route="web-route") as recorder:
         mds.apply(with_model(body, V2))
         at_step(mds, 3, 40)
-        restart_api_server(mds.kube)
+        # Down longer than the step's pause: the operator's next writes meet no API server.
+        restart_api_server(mds.kube, down_seconds=10)
         healthy(mds, uri=V2)
     assert operator.process is not None and operator.process.poll() is None, "the operator exited"
     assert operator.starts == 1
