@@ -1,30 +1,35 @@
-"""How fast the operator turns a new ModelDeployment into its objects, and how quiet it is idle.
+"""The operator at scale: 500 ModelDeployments on one operator, on a cluster of its own.
 
-1. Latency: 50 ModelDeployments created one after another; for each, the time from create to
-   all its owned objects present (Deployment `<name>-stable`, Services `<name>`, `<name>-stable`,
-   `<name>-canary`), as a watch sees them. Baseline, measured in the same run: a client that
-   server-side applies those same objects itself (the floor any controller pays).
-   Goal: p50 < 2 s.
-2. Idle writes: 200 ModelDeployments, settled (phase Healthy). Writes (every verb but GET, LIST,
-   WATCH) to ModelDeployments, Deployments, Services, Events and HTTPRoutes counted by the
-   apiserver's own `apiserver_request_total`, over a window with the operator stopped (the
-   cluster's background: the baseline) and one with it running. Goal: ≈ 0 writes/min.
+The bench starts a separate local cluster (`modelramp-bench`, with more kwok nodes so every
+ModelDeployment's pod is scheduled and all of them settle) and measures, in one run:
 
-Run: `make operator-bench` (or `PYTHONSAFEPATH=1 .venv/bin/python bench/operator_latency.py`).
+1. Latency: the ModelDeployments created one after another; for each, the time from create to all
+   its owned objects present (Deployment `<name>-stable`, Services `<name>`, `<name>-stable`,
+   `<name>-canary`), as a watch sees them. The last ones are created beside hundreds the operator
+   already runs. Baseline, measured in the same run and seen by the same watch: a plain client
+   creating those same four objects itself (the floor any controller pays). Goal: p50 < 1 s.
+2. Memory: the operator's resident set once all of them are Healthy (and its peak). Goal < 300 MiB.
+3. Idle writes: writes (every verb but GET, LIST, WATCH) to ModelDeployments, Deployments,
+   Services, Events and HTTPRoutes counted by the apiserver's own `apiserver_request_total`, over a
+   window with the operator running and all of them settled, and one with the operator stopped
+   (the cluster's background: the baseline). Goal: 0 writes/min beyond the background.
+
+Run: `make operator-bench` (or `PYTHONSAFEPATH=1 .venv/bin/python bench/operator_latency.py`);
+about 20 minutes on 2 cores. `--count` changes the number of ModelDeployments.
 """
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import json
-import statistics
+import contextlib
+import math
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +37,14 @@ import kubernetes
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from support.cluster import Kube, start_cluster
+from support.cluster import REPO, ExtraNodes, Kube, delete_cluster, start_cluster
 from support.operator import GROUP, PLURAL, VERSION, ModelDeployments, OperatorProcess, install_crd, wait_for
 
+CLUSTER = "modelramp-bench"
 WATCHED_RESOURCES = {"modeldeployments", "deployments", "services", "events", "httproutes"}
 READ_VERBS = {"GET", "LIST", "WATCH"}
+# Each ModelDeployment runs one pod, and the baseline's Deployments one each until they are gone.
+PODS_PER_NODE = 250
 
 
 def model_deployment(name: str) -> dict[str, Any]:
@@ -62,7 +70,8 @@ def owned_names(name: str) -> set[tuple[str, str]]:
 
 
 class Sightings:
-    """First time a watch saw each Deployment and Service of a namespace."""
+    """First time a watch saw each Deployment and Service of a namespace. Each watch resumes from
+    the last resourceVersion it saw, so hundreds of objects are not listed again every round."""
 
     def __init__(self, kube: Kube, namespace: str) -> None:
         self.seen: dict[tuple[str, str], float] = {}
@@ -81,10 +90,23 @@ class Sightings:
             thread.daemon = True
             thread.start()
 
-    def _watch(self, kind: str, lister: Any, namespace: str) -> None:
+    def _watch(self, kind: str, lister: Callable[..., Any], namespace: str) -> None:
+        version: str | None = None
         while not self._stop.is_set():
-            for event in kubernetes.watch.Watch().stream(lister, namespace, timeout_seconds=2):
-                self.seen.setdefault((kind, event["object"].metadata.name), time.monotonic())
+            resume = {"resource_version": version} if version else {}
+            try:
+                for event in kubernetes.watch.Watch().stream(lister, namespace, timeout_seconds=5, **resume):
+                    body = event["object"]
+                    version = body.metadata.resource_version
+                    self.seen.setdefault((kind, body.metadata.name), time.monotonic())
+            except kubernetes.client.ApiException as error:
+                if error.status != 410:  # 410 Gone: the version is too old; start from a list
+                    raise
+                version = None
+
+    def wait(self, wanted: set[tuple[str, str]], started: float) -> float:
+        wait_for(f"{sorted(wanted)}", lambda: wanted <= self.seen.keys(), timeout=120, interval=0.01)
+        return max(self.seen[key] for key in wanted) - started
 
     def stop(self) -> None:
         self._stop.set()
@@ -96,33 +118,39 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def baseline_latency(kube: Kube, namespace: str, count: int) -> list[float]:
-    """A client applying a ModelDeployment's four objects itself, as fast as it can."""
+    """A plain client creating a ModelDeployment's four objects itself, as fast as it can."""
     apps, core = kubernetes.client.AppsV1Api(kube.api_client), kubernetes.client.CoreV1Api(kube.api_client)
+    sightings = Sightings(kube, namespace)
     times = []
-    for i in range(count):
-        name = f"base-{i}"
-        labels = {"app": name}
-        started = time.monotonic()
-        apps.create_namespaced_deployment(
-            namespace,
-            {
-                "metadata": {"name": f"{name}-stable"},
-                "spec": {
-                    "replicas": 1,
-                    "selector": {"matchLabels": labels},
-                    "template": {
-                        "metadata": {"labels": labels},
-                        "spec": {"containers": [{"name": "server", "image": "registry.invalid/serving:1"}]},
+    try:
+        for i in range(count):
+            name = f"base-{i}"
+            labels = {"app": name}
+            started = time.monotonic()
+            apps.create_namespaced_deployment(
+                namespace,
+                {
+                    "metadata": {"name": f"{name}-stable"},
+                    "spec": {
+                        "replicas": 1,
+                        "selector": {"matchLabels": labels},
+                        "template": {
+                            "metadata": {"labels": labels},
+                            "spec": {
+                                "containers": [{"name": "server", "image": "registry.invalid/serving:1"}]
+                            },
+                        },
                     },
                 },
-            },
-        )
-        for service in (name, f"{name}-stable", f"{name}-canary"):
-            core.create_namespaced_service(
-                namespace,
-                {"metadata": {"name": service}, "spec": {"selector": labels, "ports": [{"port": 80}]}},
             )
-        times.append(time.monotonic() - started)
+            for service in (name, f"{name}-stable", f"{name}-canary"):
+                core.create_namespaced_service(
+                    namespace,
+                    {"metadata": {"name": service}, "spec": {"selector": labels, "ports": [{"port": 80}]}},
+                )
+            times.append(sightings.wait(owned_names(name), started))
+    finally:
+        sightings.stop()
     return times
 
 
@@ -132,37 +160,35 @@ def operator_latency(kube: Kube, namespace: str, count: int) -> list[float]:
     times = []
     try:
         for i in range(count):
-            name = f"lat-{i}"
+            name = f"md-{i}"
             started = time.monotonic()
             custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, model_deployment(name))
-            wanted = owned_names(name)
-            wait_for(
-                f"{name}'s objects", lambda w=wanted: w <= sightings.seen.keys(), timeout=60, interval=0.01
-            )
-            times.append(max(sightings.seen[key] for key in wanted) - started)
+            times.append(sightings.wait(owned_names(name), started))
     finally:
         sightings.stop()
     return times
 
 
-def free_service_ips(kube: Kube) -> int:
-    """ClusterIPs left in the cluster's service ranges (its ServiceCIDR objects); each
-    ModelDeployment takes three."""
-    cidrs = json.loads(kube.kubectl("get", "servicecidrs", "-o", "json").stdout)["items"]
-    size = sum(
-        ipaddress.ip_network(cidr).num_addresses - 2 for item in cidrs for cidr in item["spec"]["cidrs"]
-    )
-    services = kubernetes.client.CoreV1Api(kube.api_client).list_service_for_all_namespaces().items
-    used = sum(1 for service in services if service.spec.cluster_ip not in (None, "None"))
-    return size - used
+def namespace_exists(core: kubernetes.client.CoreV1Api, name: str) -> bool:
+    try:
+        core.read_namespace(name)
+    except kubernetes.client.ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
 
 
-def delete_and_wait(kube: Kube, namespace: str) -> None:
-    """Deletes a namespace's ModelDeployments and Services (freeing their ClusterIPs) and waits."""
-    core = kubernetes.client.CoreV1Api(kube.api_client)
-    ModelDeployments(kube, namespace).delete_all(timeout=300)
-    kube.kubectl("-n", namespace, "delete", "services,deployments", "--all", "--wait=true", timeout=300)
-    wait_for(f"{namespace}'s Services gone", lambda: not core.list_namespaced_service(namespace).items, 120)
+def wait_settled(kube: Kube, namespace: str, count: int) -> float:
+    custom = kubernetes.client.CustomObjectsApi(kube.api_client)
+
+    def healthy() -> int:
+        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        return sum((item.get("status") or {}).get("phase") == "Healthy" for item in items)
+
+    started = time.monotonic()
+    wait_for(f"{count} ModelDeployments Healthy", lambda: healthy() == count, timeout=1200, interval=2)
+    return time.monotonic() - started
 
 
 def write_counts(kube: Kube) -> Counter[tuple[str, str]]:
@@ -190,86 +216,87 @@ def writes_per_minute(kube: Kube, seconds: float) -> tuple[float, Counter[tuple[
     return sum(diff.values()) * 60 / seconds, diff
 
 
-def report_latency(kube: Kube, operator: OperatorProcess, namespaces: tuple[str, str], count: int) -> None:
-    base_ns, latency_ns = namespaces
-    base = baseline_latency(kube, base_ns, count)
-    delete_and_wait(kube, base_ns)
-    operator.start()
-    measured = operator_latency(kube, latency_ns, count)
-    delete_and_wait(kube, latency_ns)
-    p50, p95, base50 = percentile(measured, 0.5), percentile(measured, 0.95), statistics.median(base)
-    print(f"apply -> owned objects present, {len(measured)} ModelDeployments:")
-    print(f"  operator  p50 {p50:.3f} s  p95 {p95:.3f} s  (goal p50 < 2 s)")
-    print(f"  baseline  p50 {base50:.3f} s  (a client applying the 4 objects itself)")
-    print(f"  ratio     p50 {p50 / base50:.1f}x the baseline")
+def memory_mib(pid: int) -> tuple[float, float]:
+    """(resident, peak resident) of a process, in MiB, from /proc."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    pairs = (line.split(":", 1) for line in lines if ":" in line)
+    kib = {key: int(value.split()[0]) for key, value in pairs if key in ("VmRSS", "VmHWM")}
+    return kib["VmRSS"] / 1024, kib["VmHWM"] / 1024
 
 
-def report_idle_writes(
-    kube: Kube, operator: OperatorProcess, namespace: str, wanted: int, window: float
-) -> None:
-    custom = kubernetes.client.CustomObjectsApi(kube.api_client)
-    count = min(wanted, free_service_ips(kube) // 3 - 5)
-    if count < wanted:
-        print(
-            f"note: the cluster's service range has room for {count} ModelDeployments "
-            f"(3 ClusterIPs each), not {wanted}: measuring idle writes with {count}"
+def summary(values: list[float]) -> str:
+    return "  ".join(f"p{q} {percentile(values, q / 100):.3f} s" for q in (50, 90, 99))
+
+
+def bench(kube: Kube, count: int, window: float, workdir: Path) -> None:
+    core = kubernetes.client.CoreV1Api(kube.api_client)
+    run = uuid.uuid4().hex[:6]
+    md_ns, base_ns = f"bench-md-{run}", f"bench-base-{run}"
+    for namespace in (md_ns, base_ns):
+        core.create_namespace(
+            kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=namespace))
         )
-    for i in range(count):
-        custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, model_deployment(f"idle-{i}")
-        )
-
-    def settled() -> bool:
-        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
-        return sum((item.get("status") or {}).get("phase") == "Healthy" for item in items) == count
-
-    started = time.monotonic()
-    wait_for(f"{count} ModelDeployments Healthy", settled, timeout=600, interval=1)
-    print(f"{count} ModelDeployments Healthy after {time.monotonic() - started:.1f} s")
-    time.sleep(5)  # let the last status writes' echoes pass
-    with_operator, detail = writes_per_minute(kube, window)
-    operator.stop()
-    background, _ = writes_per_minute(kube, window / 2)
-    print(f"idle API writes with {count} ModelDeployments (apiserver_request_total, non-GET):")
+    operator = OperatorProcess(kube, [md_ns], workdir / "operator.log")
+    mds = ModelDeployments(kube, md_ns)
+    try:
+        base = baseline_latency(kube, base_ns, count)
+        # Gone before the operator starts, so deleting it does not load the cluster under measurement.
+        core.delete_namespace(base_ns)
+        wait_for(f"namespace {base_ns} deleted", lambda: not namespace_exists(core, base_ns), 900, 2)
+        operator.start()
+        measured = operator_latency(kube, md_ns, count)
+        settle = wait_settled(kube, md_ns, count)
+        time.sleep(5)  # let the last status writes' echoes pass
+        assert operator.process is not None
+        rss, peak = memory_mib(operator.process.pid)
+        with_operator, detail = writes_per_minute(kube, window)
+        operator.stop()
+        background, _ = writes_per_minute(kube, window)
+    finally:
+        if operator.process is None:
+            operator.start()
+        try:
+            mds.delete_all(timeout=900)  # the running operator releases them
+        finally:
+            operator.stop()
+            mds.strip_finalizers()
+    print(f"{count} ModelDeployments on one operator (its own cluster {CLUSTER}), {time.strftime('%F %T')}")
+    print("apply -> owned objects present (Deployment + 3 Services, seen by a watch):")
+    print(f"  operator  {summary(measured)}  (goal p50 < 1 s)")
+    print(f"  baseline  {summary(base)}  (a plain client creating the 4 objects itself)")
+    print(f"  ratio     p50 {percentile(measured, 0.5) / percentile(base, 0.5):.1f}x the baseline")
+    print(f"  all {count} Healthy {settle:.1f} s after the last create")
+    print(f"operator memory with {count} settled: RSS {rss:.0f} MiB, peak {peak:.0f} MiB  (goal < 300 MiB)")
+    print(f"idle API writes with {count} settled (apiserver_request_total, non-GET, {window:g} s windows):")
     print(f"  operator running  {with_operator:.1f} writes/min  {dict(detail) or ''}")
     print(f"  operator stopped  {background:.1f} writes/min (cluster background, baseline)")
-    print(f"  operator's share  {max(with_operator - background, 0.0):.1f} writes/min  (goal ≈ 0)")
+    print(f"  operator's share  {max(with_operator - background, 0.0):.1f} writes/min  (goal 0)")
+    print(f"operator log: {operator.log_path}")
+
+
+@contextlib.contextmanager
+def bench_cluster(count: int, keep: bool) -> Iterator[Kube]:
+    """The bench's own cluster, with room for every pod (the baseline's linger while deleted)."""
+    kubeconfig = REPO / ".cache" / f"{CLUSTER}.kubeconfig"
+    nodes = ExtraNodes(count=math.ceil(2 * count / PODS_PER_NODE), max_pods=PODS_PER_NODE)
+    kube = start_cluster(CLUSTER, kubeconfig, nodes=nodes)
+    try:
+        yield kube
+    finally:
+        if not keep:
+            delete_cluster(CLUSTER, kubeconfig)
 
 
 def main(argv: list[str]) -> int:
     cli = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_argument("--latency-count", type=int, default=50)
-    cli.add_argument("--idle-count", type=int, default=200)
+    cli.add_argument("--count", type=int, default=500, help="ModelDeployments on the operator (500)")
     cli.add_argument("--window", type=float, default=60.0, help="seconds of each idle-writes window")
+    cli.add_argument("--keep-cluster", action="store_true", help="leave the bench cluster up afterwards")
     args = cli.parse_args(argv)
-
-    kube = start_cluster()
-    install_crd(kube)
-    core = kubernetes.client.CoreV1Api(kube.api_client)
-    run = uuid.uuid4().hex[:6]
-    latency_ns, idle_ns, base_ns = f"bench-lat-{run}", f"bench-idle-{run}", f"bench-base-{run}"
-    for namespace in (latency_ns, idle_ns, base_ns):
-        core.create_namespace(
-            kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=namespace))
-        )
     workdir = Path(tempfile.mkdtemp(prefix="modelramp-bench-"))
-    operator = OperatorProcess(kube, [latency_ns, idle_ns], workdir / "operator.log")
-    try:
-        report_latency(kube, operator, (base_ns, latency_ns), args.latency_count)
-        report_idle_writes(kube, operator, idle_ns, args.idle_count, args.window)
-    finally:
-        if operator.process is None:
-            operator.start()
-        for namespace in (latency_ns, idle_ns):
-            mds = ModelDeployments(kube, namespace)
-            try:
-                mds.delete_all(timeout=300)  # the running operator releases them
-            finally:
-                mds.strip_finalizers()
-        operator.stop()
-        for namespace in (latency_ns, idle_ns, base_ns):
-            core.delete_namespace(namespace)
-        print(f"operator log: {operator.log_path}")
+    with bench_cluster(args.count, args.keep_cluster) as kube:
+        install_crd(kube)
+        bench(kube, args.count, args.window, workdir)
     return 0
 
 

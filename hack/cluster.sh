@@ -5,6 +5,9 @@
 #   hack/cluster.sh up     idempotent; writes .cache/kubeconfig
 # MODELRAMP_CLUSTER names the cluster (default modelramp); MODELRAMP_KUBECONFIG moves its kubeconfig
 # (default .cache/kubeconfig), so a second cluster never overwrites the first one's.
+# MODELRAMP_KWOK_NODES adds that many more fake CPU nodes (node-extra-<i>), each with room for
+# MODELRAMP_KWOK_MAX_PODS pods (default 110, the kubelet's): the three of hack/cluster/nodes.yaml
+# hold 330 pods, too few for a cluster that runs hundreds of ModelDeployments (bench/).
 #   hack/cluster.sh down   stops and deletes the cluster
 #   hack/cluster.sh env    prints the binary folders (NAME=DIR), building them if needed
 #   hack/cluster.sh audit  prints the API server's audit log (JSON lines; only for a cluster created
@@ -37,6 +40,24 @@ bins() {
 }
 
 kubectl() { "$K8S_BIN/kubectl" --kubeconfig "$kubeconfig" "$@"; }
+
+extra_nodes() {
+  local i pods=${MODELRAMP_KWOK_MAX_PODS:-110}
+  for i in $(seq 1 "${MODELRAMP_KWOK_NODES:-0}"); do
+    cat <<NODE
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: node-extra-$i
+  annotations: {kwok.x-k8s.io/node: fake}
+  labels: {type: kwok, kubernetes.io/hostname: node-extra-$i, kubernetes.io/os: linux, kubernetes.io/arch: amd64}
+status:
+  allocatable: {cpu: "64", memory: 256Gi, pods: "$pods"}
+  capacity: {cpu: "64", memory: 256Gi, pods: "$pods"}
+NODE
+  done
+}
 
 healthy() { [ -s "$kubeconfig" ] && kubectl get --raw /readyz >/dev/null 2>&1; }
 
@@ -94,6 +115,7 @@ up() {
   "$KWOK_BIN/kwokctl" get kubeconfig --name "$name" >"$kubeconfig.tmp"
   mv "$kubeconfig.tmp" "$kubeconfig"
   kubectl apply --server-side -f "$root/hack/cluster/nodes.yaml" >/dev/null
+  if [ "${MODELRAMP_KWOK_NODES:-0}" -gt 0 ]; then extra_nodes | kubectl apply --server-side -f - >/dev/null; fi
   if [ "$real_node" = 1 ]; then
     "$root/hack/node.sh" up "$kubeconfig" "$KWOK_WORKDIR/clusters/$name/pki" "$K8S_BIN"
   fi

@@ -12,5 +12,5 @@ operator-run: operator-crd ## run the operator in the foreground against the loc
 operator-test: venv cluster-up ## the operator's unit and cluster tests
 	$(VENV)/bin/pytest tests/unit/test_operator_glue.py tests/cluster/test_operator*.py $(PYTEST_ARGS)
 
-operator-bench: operator-crd ## apply->ready latency over 50 objects and idle API writes with 200
+operator-bench: venv cluster-bins ## 500 ModelDeployments on one operator, on a cluster of its own: latency, memory, idle API writes (~20 min)
 	$(PY) bench/operator_latency.py

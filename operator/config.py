@@ -27,6 +27,7 @@ _SOURCES: Final = {
     "namespaces": ("--namespace", "MODELRAMP_NAMESPACES"),
     "peering": ("--peering", "MODELRAMP_PEERING"),
     "priority": ("--priority", "MODELRAMP_PRIORITY"),
+    "peering_lifetime": ("--peering-lifetime", "MODELRAMP_PEERING_LIFETIME"),
     "liveness": ("--liveness", "MODELRAMP_LIVENESS"),
     "metrics_port": ("--metrics-port", "MODELRAMP_METRICS_PORT"),
     "metrics_host": ("--metrics-host", "MODELRAMP_METRICS_HOST"),
@@ -59,6 +60,15 @@ class OperatorConfig(BaseModel):
         description=(
             "kopf peering priority: the live replica with the highest one acts. kopf pauses every "
             "replica when two share one, so each process draws a random one unless told"
+        ),
+    )
+    peering_lifetime: int = Field(
+        default=60,
+        ge=5,
+        le=3600,
+        description=(
+            "seconds a replica's peering record stays valid without a keep-alive: how long a crashed "
+            "leader holds its place before a standby takes over (kopf's peering lifetime)"
         ),
     )
     liveness: str | None = Field(
@@ -116,6 +126,11 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--peering", metavar="NAME", help="kopf peering object; default: standalone")
     cli.add_argument(
         "--priority", metavar="N", help="peering priority (default: random, so one replica leads)"
+    )
+    cli.add_argument(
+        "--peering-lifetime",
+        metavar="S",
+        help="seconds before a standby takes over from a leader that stopped renewing (default 60)",
     )
     cli.add_argument(
         "--liveness", metavar="URL", help="kopf health endpoint, e.g. http://0.0.0.0:8080/healthz"

@@ -59,6 +59,8 @@ async def start(
     # `kubectl get -o yaml` says who holds it.
     settings.persistence.finalizer = FINALIZER
     settings.watching.server_timeout = 300
+    # A leader killed without a goodbye (OOM, node loss) holds its place this long.
+    settings.peering.lifetime = config.peering_lifetime
     settings.networking.request_timeout = 60
     metrics, telemetry = OperatorMetrics(), AnalysisTelemetry()
     if config.metrics_port is not None:

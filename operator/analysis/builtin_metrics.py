@@ -4,7 +4,9 @@ Every query covers both tracks (`track=~"canary|stable"`, grouped by `track`) ov
 interval, so one round trip gives the canary's and stable's counts for the window. Those counts are
 pooled with the earlier windows of the analysis (evidence.py) and the pooled evidence is judged by
 the metric's own module: error_rate, latency, prediction_drift (sequential.py says what the
-outcomes mean and how the false-rollback budget is spent). NaN is never read as 0.
+outcomes mean and how the false-rollback budget is spent). NaN is never read as 0, and a window
+whose queries found no series at all, for either track, is an Error (measured again), not a window
+of zero requests: it is what Prometheus answers while it restarts or misses its scrapes.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from modelramp.operator.analysis import (
 )
 from modelramp.operator.analysis.context import Judgement, QueryResult, RolloutContext
 from modelramp.operator.analysis.evidence import EvidenceError, histogram_counts, pooled, request_counts
+from modelramp.operator.analysis.query_metric import NO_DATA_HINT
 from modelramp.operator.analysis.templating import prometheus_duration
 from modelramp.operator.api.analysis import BuiltinMetric, EffectiveMetric
 from modelramp.operator.api.status import Evidence, TestOutcome
@@ -125,6 +128,9 @@ def judge_builtin(
     query = "; ".join(queries.values())
     if spec is None:
         return Judgement(verdict="Error", query=query, message=f"{name}: {NOT_PAIRED.format(builtin)}")
+    if results and not any(result.samples for result in results.values()):
+        message = f"{name}: no series for either track: {query} ({NO_DATA_HINT})"
+        return Judgement(verdict="Error", query=query, message=message)
     try:
         window = spec.read(results)
         evidence = spec.pool(prior, window)

@@ -2,8 +2,13 @@
 
 Argo Rollouts' rules: with both conditions, a true failureCondition fails, a true successCondition
 passes, neither is Inconclusive; with only one, its negation decides the other way. Before any
-condition runs, an empty result or a NaN is Inconclusive with a message naming the query and the
-usual reasons, because reading "no values" as 0 (flagger#1098) passes or fails canaries at random.
+condition runs, an empty result is an Error and a NaN Inconclusive, each with a message naming the
+query, because reading "no values" as 0 (flagger#1098) passes or fails canaries at random. No series
+at all is what a window looks like while Prometheus restarts or misses scrapes: a measurement that
+could not be taken (retried, never counted toward `count`), not a reading of the model, so an
+outage can't use up a metric's inconclusiveLimit and leave a later window to promote alone. A NaN
+comes from series that exist, usually 0/0 over a window without requests: the model was not
+exercised, which is Inconclusive.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from modelramp.operator.api.analysis import Metric
 from modelramp.operator.api.status import Verdict
 
 NO_DATA_HINT = (
-    "the series may not exist for these labels yet (no canary traffic, wrong label names), or the "
-    "window is shorter than two scrape intervals"
+    "the series may not exist for these labels yet (no canary traffic, wrong label names), the "
+    "window is shorter than two scrape intervals, or Prometheus missed the window's scrapes "
+    "(restarting, unreachable targets); measured again"
 )
 
 
@@ -42,7 +48,7 @@ def judge_query(metric: Metric, query: str, result: QueryResult) -> Judgement:
     values = [sample.value for sample in result.samples]
     if not values:
         return Judgement(
-            verdict="Inconclusive",
+            verdict="Error",
             query=query,
             message=f"{metric.name}: query returned no data: {query} ({NO_DATA_HINT})",
         )

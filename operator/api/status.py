@@ -327,8 +327,8 @@ class Measurement(StatusModel):
     )
     verdict: Verdict = Field(
         description=(
-            "Successful, Failed, Inconclusive (no data, too few samples) or Error (the query failed, "
-            "Prometheus unreachable, timeout)."
+            "Successful, Failed, Inconclusive (too few samples, NaN) or Error (no series, the query "
+            "failed, Prometheus unreachable, timeout)."
         )
     )
     time: datetime = Field(description="When it was taken.")

@@ -19,7 +19,7 @@ from support.operator import (
     with_model,
 )
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.faults]
 
 PEERING_CRDS = REPO / "charts" / "modelramp" / "charts" / "kopf-peering" / "crds" / "kopf.dev_peerings.yaml"
 

@@ -171,6 +171,7 @@ def test_an_alias_that_does_not_exist_is_degraded_naming_it(
     assert mds.deployment("web-stable") is None
 
 
+@pytest.mark.faults
 def test_a_registry_that_is_down_holds_a_new_uri_until_it_is_back(
     operator: OperatorProcess, mds: ModelDeployments, champion_v1: MlflowClient, server: MlflowServer
 ) -> None:
@@ -209,6 +210,7 @@ def test_a_registry_that_is_down_holds_a_new_uri_until_it_is_back(
     assert server.admin_password not in operator.log_path.read_text(), "a credential reached the log"
 
 
+@pytest.mark.faults
 @pytest.mark.timeout(700)  # the retries back off to minutes while the server is down and restarts
 def test_a_promotion_while_the_registry_is_down_is_written_back_once_it_is_back(
     operator: OperatorProcess, mds: ModelDeployments, champion_v1: MlflowClient, server: MlflowServer

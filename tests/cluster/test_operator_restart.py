@@ -25,7 +25,7 @@ from support.operator import (
     with_model,
 )
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.faults]
 
 
 def traffic_targets_exist(mds: ModelDeployments, route: str, name: str = "web") -> bool:

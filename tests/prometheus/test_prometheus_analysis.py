@@ -74,10 +74,10 @@ def test_custom_query_with_conditions(prometheus: PrometheusServer) -> None:
     assert found == "Successful", message
 
 
-def test_no_data_is_inconclusive_and_names_the_query(prometheus: PrometheusServer) -> None:
+def test_no_data_is_an_error_and_names_the_query(prometheus: PrometheusServer) -> None:
     query = 'sum(rate(modelramp_requests_total{modeldeployment="{{ name }}",track="canary"}[{{ interval }}]))'
     found, message, value = measure(prometheus, "quiet", query=query, successCondition="result < 1")
-    assert (found, value) == ("Inconclusive", None)
+    assert (found, value) == ("Error", None)
     assert 'no data: sum(rate(modelramp_requests_total{modeldeployment="quiet"' in message
 
 

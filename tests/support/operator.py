@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import kubernetes
 import pytest
+import urllib3
 import yaml
 
 from support.cluster import REPO, Kube
@@ -251,10 +252,13 @@ class Recorder:
     namespace: str
     name: str
     route: str | None = None
+    # A Deployment whose spec.replicas to record too (the replica-ratio router's "route").
+    deployment: str | None = None
     status_weights: list[int] = field(default_factory=list)
     steps: list[int | None] = field(default_factory=list)
     phases: list[str | None] = field(default_factory=list)
     route_weights: list[tuple[int, int]] = field(default_factory=list)
+    deployment_replicas: list[int] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -262,6 +266,8 @@ class Recorder:
         self._threads.append(threading.Thread(target=self._watch_md, daemon=True))
         if self.route is not None:
             self._threads.append(threading.Thread(target=self._watch_route, daemon=True))
+        if self.deployment is not None:
+            self._threads.append(threading.Thread(target=self._watch_deployment, daemon=True))
         for thread in self._threads:
             thread.start()
         return self
@@ -271,26 +277,29 @@ class Recorder:
         for thread in self._threads:
             thread.join(timeout=10)
 
-    def _stream(self, group: str, version: str, plural: str, name: str) -> Iterator[dict[str, Any]]:
-        custom = kubernetes.client.CustomObjectsApi(self.kube.api_client)
+    def _stream(self, lister: Callable[..., Any], *args: str, name: str) -> Iterator[Any]:
+        """Every version of one object, from watches that start over when the API server goes
+        away (a test may restart it) or a watch ends."""
         while not self._stop.is_set():
             watch = kubernetes.watch.Watch()
-            for event in watch.stream(
-                custom.list_namespaced_custom_object,
-                group,
-                version,
-                self.namespace,
-                plural,
-                field_selector=f"metadata.name={name}",
-                timeout_seconds=1,
-            ):
-                yield event["object"]
-                if self._stop.is_set():
-                    watch.stop()
-                    return
+            try:
+                for event in watch.stream(
+                    lister, *args, field_selector=f"metadata.name={name}", timeout_seconds=1
+                ):
+                    yield event["object"]
+                    if self._stop.is_set():
+                        watch.stop()
+                        return
+            except (kubernetes.client.ApiException, urllib3.exceptions.HTTPError, OSError):
+                time.sleep(0.2)
+
+    def _custom(self, group: str, version: str, plural: str, name: str) -> Iterator[dict[str, Any]]:
+        custom = kubernetes.client.CustomObjectsApi(self.kube.api_client)
+        lister = custom.list_namespaced_custom_object
+        yield from self._stream(lister, group, version, self.namespace, plural, name=name)
 
     def _watch_md(self) -> None:
-        for body in self._stream(GROUP, VERSION, PLURAL, self.name):
+        for body in self._custom(GROUP, VERSION, PLURAL, self.name):
             status = body.get("status") or {}
             _append_changed(self.status_weights, status.get("canaryWeight", 0))
             _append_changed(self.steps, status.get("currentStepIndex"))
@@ -298,10 +307,16 @@ class Recorder:
 
     def _watch_route(self) -> None:
         assert self.route is not None
-        for body in self._stream("gateway.networking.k8s.io", "v1", "httproutes", self.route):
+        for body in self._custom("gateway.networking.k8s.io", "v1", "httproutes", self.route):
             weights = route_weights(body, self.name)
             if weights is not None:
                 _append_changed(self.route_weights, weights)
+
+    def _watch_deployment(self) -> None:
+        assert self.deployment is not None
+        apps = kubernetes.client.AppsV1Api(self.kube.api_client)
+        for body in self._stream(apps.list_namespaced_deployment, self.namespace, name=self.deployment):
+            _append_changed(self.deployment_replicas, body.spec.replicas or 0)
 
 
 def route_weights(route: dict[str, Any], name: str) -> tuple[int, int] | None:

@@ -69,6 +69,8 @@ class PrometheusServer(LoggedServer):
     host: str = "127.0.0.1"
     # More scrape jobs, as Prometheus's config spells them (e.g. Kubernetes pod discovery).
     scrape_configs: Sequence[dict[str, Any]] = ()
+    # Rule files to load and evaluate (each a `groups:` document).
+    rule_files: Sequence[Path] = ()
     what: ClassVar[str] = "prometheus"
     _process: subprocess.Popen[bytes] | None = None
 
@@ -111,6 +113,7 @@ class PrometheusServer(LoggedServer):
     def _config(self) -> dict[str, Any]:
         return {
             "global": {"scrape_interval": self.scrape_interval, "evaluation_interval": self.scrape_interval},
+            "rule_files": [str(path) for path in self.rule_files],
             "scrape_configs": [
                 {
                     "job_name": "modelramp",

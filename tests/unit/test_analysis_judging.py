@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from modelramp.operator.analysis.context import QueryResult, RolloutContext, Sample
 from modelramp.operator.analysis.judging import judge, plan_queries, validate_metric
+from modelramp.operator.analysis.phases import metric_phase, record
 from modelramp.operator.analysis.prometheus import QueryError, parse_result
 from modelramp.operator.api.analysis import EffectiveMetric, Metric, effective_metric
+from modelramp.operator.api.status import Measurement, MetricResult
 
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 CONTEXT = RolloutContext(name="fraud", namespace="ml", canary_revision="abc", stable_revision="def")
 
 
@@ -195,7 +199,7 @@ def test_drift() -> None:
         ({"successCondition": "result < 1", "failureCondition": "result > 2"}, [3.0], "Failed"),
         ({"successCondition": "result.all(x, x < 1)"}, [0.5, 0.7], "Successful"),
         ({"successCondition": "result < 1"}, [0.5, 0.7], "Error"),
-        ({"successCondition": "result < 1"}, [], "Inconclusive"),
+        ({"successCondition": "result < 1"}, [], "Error"),
         ({"successCondition": "result < 1"}, [math.nan], "Inconclusive"),
     ],
 )
@@ -210,6 +214,37 @@ def test_no_data_names_the_rendered_query() -> None:
     effective = metric(query='sum(x{ns="{{ namespace }}"}[{{ interval }}])', successCondition="result < 1")
     _, message, _ = run(effective, value=QueryResult(kind="vector"))
     assert 'returned no data: sum(x{ns="ml"}[30s])' in message
+
+
+@pytest.mark.parametrize("builtin", ["error-rate", "latency-p95", "prediction-drift"])
+def test_a_builtin_window_without_any_series_is_an_error_not_zero_requests(builtin: str) -> None:
+    # What a window reads like while Prometheus restarts: no series for either track. Counted as
+    # zero requests it would spend a measurement of `count` and pass as "not decided yet".
+    verdict, message, value = run(metric(builtin=builtin, threshold=0.5), value=QueryResult(kind="vector"))
+    assert (verdict, value) == ("Error", None), message
+    assert "no series for either track" in message
+
+
+def test_flapping_prometheus_never_passes_a_custom_metric_on_windows_without_data() -> None:
+    # inconclusiveLimit 2, count 3: were the empty windows of an outage Inconclusive, two of them
+    # and one good window would pass the metric on a single reading. As Errors they are measured
+    # again, and the run goes on until 3 windows with data, here the next ones failing.
+    effective = metric(
+        query="sum(x[{{ interval }}])", successCondition="result < 1", count=3, inconclusiveLimit=2
+    )
+    empty, good, bad = QueryResult(kind="vector"), by_value(0.5), by_value(2.0)
+    result = MetricResult(name="m")
+    phases = []
+    for minute, window in enumerate([empty, empty, good, empty, bad]):
+        verdict = run(effective, value=window)[0]
+        result = record(result, Measurement(metric="m", verdict=verdict, time=T0 + timedelta(minutes=minute)))
+        phases.append(metric_phase(result, effective))
+    assert phases == ["Running", "Running", "Running", "Running", "Failed"]
+    assert (result.error, result.count) == (3, 2)
+
+
+def by_value(value: float) -> QueryResult:
+    return QueryResult(kind="scalar", samples=(Sample(value=value),))
 
 
 def test_validate_metric_names_the_field() -> None:

@@ -136,6 +136,8 @@ def test_config_flags_override_environment() -> None:
     assert config.serving_image == "registry.example/serving:1"
     assert config.peering is None
     assert load([], {"MODELRAMP_NAMESPACES": "x,y"}).namespaces == ("x", "y")
+    assert load(["--peering-lifetime", "8"], {"MODELRAMP_PEERING_LIFETIME": "30"}).peering_lifetime == 8
+    assert load([], {}).peering_lifetime == 60
 
 
 @pytest.mark.parametrize(
@@ -149,6 +151,7 @@ def test_config_flags_override_environment() -> None:
         ),
         (["--namespace", "Bad_NS"], {}, "'Bad_NS' is not a namespace name"),
         (["--liveness", "0.0.0.0:8080"], {}, "must be an http:// URL"),
+        (["--peering-lifetime", "1"], {}, "--peering-lifetime (or MODELRAMP_PEERING_LIFETIME) = '1'"),
     ],
 )
 def test_bad_configuration_names_the_flag_and_the_reason(
