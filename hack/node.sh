@@ -260,7 +260,8 @@ down() {
   fi
   stop containerd
   # Volumes and network namespaces the kubelet and the CNI left mounted.
-  grep -o " $state/[^ ]*" /proc/mounts | sort -r | while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
+  # (grep finds nothing once they are gone: not a failure under pipefail.)
+  { grep -o " $state/[^ ]*" /proc/mounts || true; } | sort -r | while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
   ip netns list 2>/dev/null | awk '/^cni-/{print $1}' | while read -r ns; do ip netns delete "$ns" 2>/dev/null || true; done
   rm -rf "$state/cni/ipam" "$state/kubelet/pods"
   ip link delete "$bridge" 2>/dev/null || true
