@@ -20,6 +20,7 @@ from support.operator import (
     canary_md,
     healthy,
     install_peering_crds,
+    stop_replicas,
     wait_for,
     with_model,
 )
@@ -103,12 +104,7 @@ def test_standby_carries_the_rollout_on_after_the_leader_is_sigkilled_mid_analys
         statuses = recorder.status_weights
         steps = [step for step in recorder.steps if step is not None]
     finally:
-        if standby.process is not None:
-            mds.delete_all()
-        leader.stop()
-        standby.stop()
-        mds.strip_finalizers()
-        print(f"--- leader ---\n{leader.log_tail(60)}\n--- standby ---\n{standby.log_tail(60)}")
+        stop_replicas(mds, leader, standby)
     assert statuses == [0, 20, 40, 60, 80, 0], f"a weight was skipped or repeated: {statuses}"
     started = steps.index(0)
     assert steps[started:] == sorted(set(steps[started:])), f"a step was repeated or went back: {steps}"

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from prometheus.synthetic import Behaviour, SyntheticServing
+from prometheus.synthetic import Behaviour, scraped_canaries
 from support.operator import V2, ModelDeployments, OperatorProcess, canary_md, healthy, with_model
-from support.prometheus import PrometheusServer, Target
+from support.prometheus import PrometheusServer
 
 pytestmark = [pytest.mark.cluster, pytest.mark.prometheus]
 
@@ -20,21 +20,9 @@ CANARIES = {"good": Behaviour(seed=2), "bad": Behaviour(error_share=0.3, seed=3)
 
 @pytest.fixture
 def prometheus(namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    servers = {(name, "canary"): SyntheticServing(canary) for name, canary in CANARIES.items()}
-    servers |= {(name, "stable"): SyntheticServing(Behaviour(seed=1)) for name in CANARIES}
-    for server in servers.values():
-        server.start()
-    targets = [
-        Target(server.address, {"namespace": namespace, "modeldeployment": name, "track": track})
-        for (name, track), server in servers.items()
-    ]
-    try:
-        with PrometheusServer(tmp_path_factory.mktemp("prometheus"), targets) as server:
-            server.wait_for(f'sum(increase(modelramp_requests_total{{namespace="{namespace}"}}[5s]))', 300)
-            yield server
-    finally:
-        for server in servers.values():
-            server.stop()
+    workdir = tmp_path_factory.mktemp("prometheus")
+    with scraped_canaries(namespace, workdir, CANARIES, Behaviour(seed=1), warm_requests=300) as server:
+        yield server
 
 
 @pytest.fixture

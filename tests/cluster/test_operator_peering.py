@@ -15,6 +15,7 @@ from support.operator import (
     OperatorProcess,
     canary_md,
     healthy,
+    stop_replicas,
     wait_for,
     with_model,
 )
@@ -63,9 +64,4 @@ def test_only_the_leading_replica_acts_and_the_other_takes_over(
         healthy(mds, uri=V2)
         assert reconciles(standby) > 0
     finally:
-        if standby.process is not None:
-            mds.delete_all()
-        leader.stop()
-        standby.stop()
-        mds.strip_finalizers()
-        print(f"--- leader ---\n{leader.log_tail(60)}\n--- standby ---\n{standby.log_tail(60)}")
+        stop_replicas(mds, leader, standby)

@@ -9,13 +9,16 @@ under test sees genuine rates, extrapolated increases and histogram quantiles.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from support.prometheus import free_port
+from support.prometheus import PrometheusServer, Target, free_port
 
 from modelramp.serving.shadow_metrics import ShadowMetrics
 
@@ -136,3 +139,29 @@ class SyntheticTee(_Exporter):
             metrics.pair(canary_version, True, True)
             metrics.latency(canary_version, float(one_stable), float(one_canary))
         metrics.predictions(canary_version, stable, canary)
+
+
+@contextlib.contextmanager
+def scraped_canaries(
+    namespace: str, workdir: Path, canaries: Mapping[str, Behaviour], stable: Behaviour, warm_requests: int
+) -> Iterator[PrometheusServer]:
+    """A Prometheus scraping a canary (its `Behaviour`) and a stable server for each
+    ModelDeployment named in `canaries`, labelled as their pods in `namespace` would be; yielded
+    once it has seen `warm_requests` requests in the namespace over 5 s."""
+    servers = {(name, "canary"): SyntheticServing(canary) for name, canary in canaries.items()}
+    servers |= {(name, "stable"): SyntheticServing(stable) for name in canaries}
+    for server in servers.values():
+        server.start()
+    targets = [
+        Target(server.address, {"namespace": namespace, "modeldeployment": name, "track": track})
+        for (name, track), server in servers.items()
+    ]
+    try:
+        with PrometheusServer(workdir, targets) as prometheus:
+            prometheus.wait_for(
+                f'sum(increase(modelramp_requests_total{{namespace="{namespace}"}}[5s]))', warm_requests
+            )
+            yield prometheus
+    finally:
+        for server in servers.values():
+            server.stop()

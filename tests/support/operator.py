@@ -534,3 +534,14 @@ def operator(
         process.stop()
         mds.strip_finalizers()
         print(f"--- operator log ({process.log_path}) ---\n{process.log_tail(200)}")
+
+
+def stop_replicas(mds: ModelDeployments, leader: OperatorProcess, standby: OperatorProcess) -> None:
+    """Ends a two-replica test: the objects deleted while the standby still runs (so their
+    finalizers are released), both replicas stopped, whatever is left unblocked; both logs printed."""
+    if standby.process is not None:
+        mds.delete_all()
+    leader.stop()
+    standby.stop()
+    mds.strip_finalizers()
+    print(f"--- leader ---\n{leader.log_tail(60)}\n--- standby ---\n{standby.log_tail(60)}")
