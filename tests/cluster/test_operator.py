@@ -127,7 +127,8 @@ def test_canary_with_gateway_api_sets_route_weights_and_leaves_the_rest(
     body = canary_md(steps, route="web-route")
     mds.apply(body)
     healthy(mds)
-    assert route_weights(mds.route("web-route"), "web") == (100, 0)
+    # Status is written before the route (operator/controller.py), so the route follows it.
+    wait_for("route at 100/0", lambda: route_weights(mds.route("web-route"), "web") == (100, 0))
     with Recorder(mds.kube, mds.namespace, "web", route="web-route") as recorder:
         mds.apply(with_model(body, V2))
         at_step(mds, 1, 20)
