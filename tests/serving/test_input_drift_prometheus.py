@@ -73,8 +73,9 @@ def test_live_inputs_are_judged_against_the_reference_through_prometheus(
     ]
     generator = np.random.default_rng(11)
     with PrometheusServer(tmp_path, targets) as prometheus:
-        # A first scrape with the counters at 0, so the window's increase counts every row.
-        prometheus.wait_for('count(modelramp_input_reference{modeldeployment="shifted"})', 40)
+        # A first scrape of BOTH servers with the counters at 0, so each window's increase counts
+        # every row: a server first scraped after its rows has one sample and an increase of 0.
+        prometheus.wait_for(f"count(modelramp_input_count{{namespace={NAMESPACE!r}}})", 2 * len(FEATURES))
         steady = generator.normal(size=(ROWS, 4)).astype(np.float32)
         shifted = generator.normal(size=(ROWS, 4)).astype(np.float32)
         shifted[:, FEATURES.index("income")] += 1.0
