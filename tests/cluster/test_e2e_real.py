@@ -11,11 +11,17 @@ answering 5xx is rolled back, each on Prometheus's data. Through Traefik's Gatew
 (tests/support/gateway.py), the split is the weights the operator writes into the HTTPRoute: at each
 paused step the client sends at least 1,000 requests and the canary's share must be within 5
 points of the weight. Each measured share is printed against the published weight.
+
+Through the same gateway, the two things no router does for us (docs/abtest.md, docs/analysis.md):
+an A/B test's sticky assignment, made by the model servers, puts every one of 1,000 keyed requests
+on its user's variant, before and after a pod of each variant is replaced; and a shadow step's tee
+copies its `percent` of stable's requests to the canary, within 5 points over 1,000 requests.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import subprocess
 import time
@@ -24,14 +30,17 @@ from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import kubernetes
+import numpy as np
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 from support.cluster import KUBECONFIG, Kube
 from support.gateway import TraefikGateway
 from support.operator import MODELRAMP
 from support.prometheus import PrometheusServer, pod_discovery_job
-from support.traffic import ServiceTraffic
+from support.traffic import ServiceTraffic, infer_body
 
 pytestmark = [
     pytest.mark.cluster,
@@ -319,6 +328,24 @@ def _route_weights(kube: Kube, namespace: str, name: str) -> dict[str, int]:
     return {ref["name"]: ref.get("weight", 1) for ref in route["spec"]["rules"][0]["backendRefs"]}
 
 
+def _healthy_behind_the_gateway(
+    rollouts: Rollouts,
+    kube: Kube,
+    name: str,
+    steps: list[dict[str, Any]],
+    *,
+    claim: str,
+    prometheus: PrometheusServer,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The good scorer on two pods behind the user's HTTPRoute, Healthy; (its body, its status)."""
+    body = _md(name, claim, f"http://{NODE_IP}:{prometheus.port}", steps)
+    body["spec"]["serving"]["replicas"] = 2
+    body["spec"]["trafficRouting"] = {"gatewayAPI": {"httpRoute": name}}
+    kube.kubectl("-n", rollouts.namespace, "apply", "-f", "-", input=yaml.safe_dump(_route(name)))
+    rollouts.apply(body)
+    return body, rollouts.wait(name, {"Healthy"})
+
+
 def test_retrained_model_is_promoted_through_the_gateway(
     rollouts: Rollouts, kube: Kube, models: str, prometheus: PrometheusServer, gateway: TraefikGateway
 ) -> None:
@@ -334,12 +361,9 @@ def test_retrained_model_is_promoted_through_the_gateway(
         {"pause": {}},
     ]
     pauses = {1: 20, 4: 50, 6: 80}
-    body = _md(name, models, f"http://{NODE_IP}:{prometheus.port}", steps)
-    body["spec"]["serving"]["replicas"] = 2
-    body["spec"]["trafficRouting"] = {"gatewayAPI": {"httpRoute": name}}
-    kube.kubectl("-n", rollouts.namespace, "apply", "-f", "-", input=yaml.safe_dump(_route(name)))
-    rollouts.apply(body)
-    first = rollouts.wait(name, {"Healthy"})
+    body, first = _healthy_behind_the_gateway(
+        rollouts, kube, name, steps, claim=models, prometheus=prometheus
+    )
     # The label is the weight being measured, or None between measurements.
     measuring: list[int | None] = [None]
     traffic = ServiceTraffic(
@@ -386,3 +410,215 @@ def test_retrained_model_is_promoted_through_the_gateway(
         tracks = by_weight.get(weight, Counter())
         assert tracks["stable"] + tracks["canary"] >= GATEWAY_REQUESTS, (weight, tracks, gateway.log_tail())
         assert abs(100 * _share(tracks) - weight) <= GATEWAY_TOLERANCE, (weight, tracks)
+
+
+# --- through the gateway: an A/B test's sticky users, a shadow step's copies --------------------------
+
+USERS = 100
+AB_REQUESTS = 1000
+# A user's variant, as docs/abtest.md defines it (computed here, not by the server's code).
+AB_WEIGHTS = {"control": 50, "candidate": 50}
+
+
+def _documented_variant(salt: str, user: str) -> str:
+    bucket = int.from_bytes(hashlib.sha256(f"{salt}:{user}".encode()).digest()[:8], "big") % 100
+    edge = 0
+    for variant, weight in AB_WEIGHTS.items():
+        edge += weight
+        if bucket < edge:
+            return variant
+    raise AssertionError("weights add up to 100")
+
+
+def _keyed_requests(url: str, name: str, requests: int) -> list[tuple[str, int, str, str]]:
+    """`requests` OIP v2 requests, users in turn by x-user-id, over one kept-alive connection:
+    (user, status, modelramp-variant, answering revision) each."""
+    rng = np.random.default_rng(17)
+    answers = []
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for index in range(requests):
+            user = f"user-{index % USERS}"
+            try:
+                response = client.post(
+                    f"/v2/models/{name}/infer", json=infer_body(rng), headers={"x-user-id": user}
+                )
+            except httpx.HTTPError:
+                answers.append((user, 0, "", ""))
+                continue
+            version = response.json().get("model_version", "") if response.status_code == 200 else ""
+            answers.append(
+                (user, response.status_code, response.headers.get("modelramp-variant", ""), version)
+            )
+    return answers
+
+
+def _replace_one_pod_per_track(kube: Kube, rollouts: Rollouts, name: str) -> None:
+    core = kubernetes.client.CoreV1Api(kube.api_client)
+    old = set()
+    for track in ("stable", "canary"):
+        pods = core.list_namespaced_pod(
+            rollouts.namespace, label_selector=f"modelramp.dev/name={name},modelramp.dev/track={track}"
+        ).items
+        old.add(pods[0].metadata.name)
+        core.delete_namespaced_pod(pods[0].metadata.name, rollouts.namespace, grace_period_seconds=5)
+
+    def replaced() -> bool:
+        names = {pod.metadata.name for pod in core.list_namespaced_pod(rollouts.namespace).items}
+        deployments = [
+            rollouts.apps.read_namespaced_deployment(f"{name}-{track}", rollouts.namespace)
+            for track in ("stable", "canary")
+        ]
+        return not names & old and all(d.status.ready_replicas == d.spec.replicas for d in deployments)
+
+    rollouts.wait_for(name, lambda _: replaced(), "replaced a pod of each track", timeout=180)
+
+
+def test_ab_users_stay_on_their_variant_through_the_gateway(
+    rollouts: Rollouts, kube: Kube, models: str, prometheus: PrometheusServer, gateway: TraefikGateway
+) -> None:
+    name = "scorer-ab"
+    body, first = _healthy_behind_the_gateway(
+        rollouts, kube, name, [{"setWeight": 50}], claim=models, prometheus=prometheus
+    )
+    body["spec"]["model"]["uri"] = "file:///models/scorer-drifted.pt"
+    # Undecided for the whole test: the assignment is what is measured, not the decision.
+    body["spec"]["strategy"] = {
+        "abTest": {
+            "assignment": {"header": "x-user-id"},
+            "variants": [{"name": variant, "weight": weight} for variant, weight in AB_WEIGHTS.items()],
+            "metric": {"builtin": "error-rate"},
+            "duration": "30m",
+            "interval": "10s",
+            "minSamples": 1_000_000,
+        }
+    }
+    rollouts.apply(body)
+    status = rollouts.wait_for(
+        name, lambda s: s.get("abTest", {}).get("phase") == "Running", "started its A/B test", timeout=300
+    )
+    revisions = {"control": first["stableRevision"], "candidate": status["abTest"]["revision"]}
+    salt = status["abTest"]["salt"]
+    # kubelet brings the table to the pods' mounted ConfigMap within about a minute: until then a
+    # pod serves what reaches it, without a variant.
+    deadline = time.monotonic() + 180
+    while not all(variant for _, _, variant, _ in _keyed_requests(gateway.url, name, 50)):
+        assert time.monotonic() < deadline, "the pods never all followed the assignment table"
+        time.sleep(2)
+    answers = _keyed_requests(gateway.url, name, AB_REQUESTS // 2)
+    # Across restarts: a new pod of each variant reads the same table and puts each user where the
+    # old pods did.
+    _replace_one_pod_per_track(kube, rollouts, name)
+    gateway.wait_for_route(kube.api_client, name)
+    answers += _keyed_requests(gateway.url, name, AB_REQUESTS // 2)
+
+    served = [answer for answer in answers if answer[1] == 200]
+    seen: dict[str, set[tuple[str, str]]] = {}
+    for user, _, variant, version in served:
+        seen.setdefault(user, set()).add((variant, version))
+    sticky = sum(
+        1
+        for user, _, variant, version in served
+        if seen[user] == {(_documented_variant(salt, user), revisions[_documented_variant(salt, user)])}
+    )
+    users = Counter(_documented_variant(salt, user) for user in seen)
+    print(
+        f"\n{name}: A/B through the gateway (Traefik), {len(served)} of {len(answers)} answered, "
+        f"{len(seen)} users ({dict(users)}); on their documented variant and its revision: "
+        f"{100 * sticky / max(len(served), 1):.1f}%"
+    )
+    assert len(served) >= 0.99 * AB_REQUESTS, Counter(code for _, code, _, _ in answers)
+    assert len(seen) == USERS
+    assert sticky == len(served), {user: pairs for user, pairs in seen.items() if len(pairs) > 1}
+
+
+SHADOW_PERCENT = 50
+SHADOW_REQUESTS = 1000
+# Each request is copied with probability 1/2: the copied count is binomial, sd 1.6 points at
+# 1,000 requests, so 5 points is 3.2 sd (a false failure about once in 700 runs).
+SHADOW_TOLERANCE = 5.0
+
+
+def _track_counters(kube: Kube, namespace: str, name: str, track: str) -> Counter[str]:
+    """Each counter's samples summed over the track's pods, read from their own /metrics."""
+    totals: Counter[str] = Counter()
+    pods = kubernetes.client.CoreV1Api(kube.api_client).list_namespaced_pod(
+        namespace, label_selector=f"modelramp.dev/name={name},modelramp.dev/track={track}"
+    )
+    for pod in pods.items:
+        if not pod.status.pod_ip or pod.metadata.deletion_timestamp:
+            continue
+        (port,) = [p.container_port for c in pod.spec.containers for p in c.ports or [] if p.name == "http"]
+        text = httpx.get(f"http://{pod.status.pod_ip}:{port}/metrics", timeout=5).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "modelramp_requests_total" and sample.labels.get("code") != "200":
+                    continue
+                totals[sample.name] += sample.value
+    return totals
+
+
+def test_shadow_copies_its_share_through_the_gateway(
+    rollouts: Rollouts, kube: Kube, models: str, prometheus: PrometheusServer, gateway: TraefikGateway
+) -> None:
+    name = "scorer-shadow"
+    # minSamples keeps the shadow mirroring until the share is measured; then it passes.
+    shadow = {
+        "percent": SHADOW_PERCENT,
+        "duration": "10m",
+        "analysis": {
+            "metrics": [{"name": "errors", "builtin": "error-rate", "threshold": 0.05, "minSamples": 1500}]
+        },
+    }
+    body, _ = _healthy_behind_the_gateway(
+        rollouts, kube, name, [{"shadow": shadow}], claim=models, prometheus=prometheus
+    )
+    body["spec"]["analysis"]["count"] = 30
+    measuring = [False]
+    traffic = ServiceTraffic(gateway.url, name, label=lambda: measuring[0], rate=50.0, new_connections=False)
+    traffic.start()
+    try:
+        body["spec"]["model"]["uri"] = "file:///models/scorer-drifted.pt"
+        rollouts.apply(body)
+        rollouts.wait(name, {"Progressing"}, timeout=60)
+        namespace = rollouts.namespace
+
+        def copying() -> bool:
+            gauges = _track_counters(kube, namespace, name, "stable")
+            return rollouts.ready_pods(name)[1] == 2 and gauges["modelramp_shadow_active"] == 2
+
+        # kubelet brings the ConfigMap naming the canary to stable's pods within about a minute.
+        rollouts.wait_for(name, lambda _: copying(), "copied on both stable pods", timeout=180)
+        before = (
+            _track_counters(kube, namespace, name, "stable"),
+            _track_counters(kube, namespace, name, "canary"),
+        )
+        measuring[0] = True
+        rollouts.wait_for(
+            name,
+            lambda _: sum(n for (label, _, _), n in traffic.snapshot().items() if label) >= SHADOW_REQUESTS,
+            f"{SHADOW_REQUESTS} requests through the gateway",
+            timeout=120,
+        )
+        measuring[0] = False
+        time.sleep(2)  # the copies still queued reach the canary
+        after = (
+            _track_counters(kube, namespace, name, "stable"),
+            _track_counters(kube, namespace, name, "canary"),
+        )
+        end = rollouts.wait(name, {"Healthy", "Degraded", "RolledBack", "Failed"}, timeout=600)
+    finally:
+        traffic.stop()
+    answered = after[0]["modelramp_requests_total"] - before[0]["modelramp_requests_total"]
+    copied = after[1]["modelramp_mirrored_requests_total"] - before[1]["modelramp_mirrored_requests_total"]
+    dropped = after[0]["modelramp_shadow_dropped_total"] - before[0]["modelramp_shadow_dropped_total"]
+    canary_real = after[1]["modelramp_requests_total"] - before[1]["modelramp_requests_total"]
+    print(
+        f"\n{name}: shadow {SHADOW_PERCENT}% through the gateway (Traefik): stable answered {answered:.0f}, "
+        f"the canary got {copied:.0f} copies ({100 * copied / max(answered, 1):.1f}%), "
+        f"{dropped:.0f} dropped, {canary_real:.0f} real requests"
+    )
+    assert answered >= SHADOW_REQUESTS
+    assert abs(100 * copied / answered - SHADOW_PERCENT) <= SHADOW_TOLERANCE, (answered, copied, dropped)
+    # No client saw the canary: its real-traffic counter stayed where it was.
+    assert dropped == 0 and canary_real == 0
+    assert end["phase"] == "Healthy" and end["stableModel"]["uri"] == "file:///models/scorer-drifted.pt", end
