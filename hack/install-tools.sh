@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the tools the tests run (helm, actionlint, Prometheus from the Go module proxy; argocd-lua,
 # our Argo CD Lua runner, from hack/argocd-lua against Argo CD's modules; Traefik through the
-# wrapper module hack/traefik) into a version-keyed cache outside git, so a second run is free and
+# wrapper module hack/traefik; CoreDNS, the real node's cluster DNS) into a version-keyed cache outside git, so a second run is free and
 # a version bump (or a changed runner or wrapper) rebuilds.
 #   hack/install-tools.sh [TOOL...]          build what is missing, print each binary's path
 #   hack/install-tools.sh --check TOOL...    build nothing; print paths, exit 1 naming what is missing
@@ -15,6 +15,7 @@ declare -A module=(
   [prometheus]=github.com/prometheus/prometheus/cmd/prometheus
   [promtool]=github.com/prometheus/prometheus/cmd/promtool
   [traefik]=local:traefik:github.com/traefik/traefik/v3/cmd/traefik
+  [coredns]=github.com/coredns/coredns
 )
 # argocd-lua: the Argo CD version it links, and a digest of its sources (so an edit rebuilds).
 argocd_version=$(grep -oP '^\s*(require\s+)?github.com/argoproj/argo-cd/v3 \Kv[0-9.]+' "$here/argocd-lua/go.mod")
@@ -31,6 +32,8 @@ declare -A version=(
   # promtool (`promtool test rules` for the chart's alerts) from the same module and version.
   [promtool]=v0.316.0
   [traefik]="$traefik_version-$traefik_sources"
+  # The real node's cluster DNS (hack/node.sh), as kind and every real cluster run it.
+  [coredns]=v1.14.7
 )
 # Prometheus with only the service discovery the tests use (static, file and http are built in;
 # Kubernetes pods for the real node): the other 25 mechanisms' cloud SDKs would triple the build.

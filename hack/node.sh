@@ -13,6 +13,8 @@
 # node's address 10.244.0.1), Services on the cluster's 10.96.0.0/16 (kube-proxy, iptables). ip_forward is on for
 # the bridge (the CNI bridge plugin needs it) and the mangle MODELRAMP-ISOLATE chain drops every forwarded
 # packet that enters or leaves it through another interface; nothing is masqueraded off the machine.
+# Cluster DNS is CoreDNS (hack/install-tools.sh) on the node address, answering cluster.local
+# from the API server and nothing else: pods find Services by name, as in every real cluster.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=hack/as-root.sh
@@ -168,6 +170,23 @@ evictionHard: {memory.available: 200Mi, nodefs.available: 2%, imagefs.available:
 imageGCHighThresholdPercent: 99
 imageGCLowThresholdPercent: 98
 serializeImagePulls: false
+clusterDNS: [$node_ip]
+clusterDomain: cluster.local
+EOF
+  # Only the cluster's names: no upstream, so a pod's lookup of anything else fails here, on the
+  # machine, instead of leaving it.
+  cat >"$state/Corefile" <<EOF
+cluster.local:53 in-addr.arpa:53 {
+  bind $node_ip
+  errors
+  kubernetes cluster.local in-addr.arpa {
+    kubeconfig "$kubeconfig"
+  }
+}
+.:53 {
+  bind $node_ip
+  errors
+}
 EOF
   cat >"$state/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
@@ -204,12 +223,13 @@ up() {
   kubeconfig=$1 pki=$2 K8S_BIN=$3
   mkdir -p "$state"
   if [ "$(cat "$state/owner" 2>/dev/null)" = "$kubeconfig" ] && running containerd && running kubelet &&
-    running kube-proxy && running apiserver-relay && ready; then
+    running kube-proxy && running apiserver-relay && running coredns && ready; then
     return 0
   fi
   claim
   "$root/hack/install-debs.sh" "${debs[@]}"
-  local server port
+  local server port coredns
+  coredns=$("$root/hack/install-tools.sh" coredns)
   server=$("$K8S_BIN/kubectl" --kubeconfig "$kubeconfig" config view --minify --raw -o jsonpath='{.clusters[0].cluster.server}')
   port=${server##*:}
   network
@@ -231,6 +251,7 @@ up() {
   stop kube-proxy
   stop kubelet
   stop apiserver-relay
+  stop coredns
   # Pods reach the API server through the kubernetes Service, whose endpoint is the node address
   # (the API server's --advertise-address): relay it to the API server on loopback.
   start apiserver-relay socat "TCP-LISTEN:$port,bind=$node_ip,fork,reuseaddr" "TCP:127.0.0.1:$port"
@@ -238,6 +259,7 @@ up() {
     --root-dir "$state/kubelet" --hostname-override "$node" --node-ip "$node_ip" \
     --node-labels "modelramp.dev/node=real,type=real"
   start kube-proxy "$K8S_BIN/kube-proxy" --config "$state/kube-proxy.yaml"
+  start coredns "$coredns" -conf "$state/Corefile"
   for _ in $(seq 1 120); do ready && break; sleep 0.5; done
   ready || { log "$node did not become Ready; see $state/logs"; tail -n 20 "$state/logs/kubelet.log" >&2; exit 1; }
   log "$node Ready"
@@ -251,6 +273,7 @@ down() {
   if [ -x "$K8S_BIN/kube-proxy" ]; then "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi
   stop kubelet
   stop apiserver-relay
+  stop coredns
   if running containerd; then
     local id
     for id in $(ctr_ tasks list -q 2>/dev/null); do ctr_ tasks kill -s KILL "$id" 2>/dev/null || true; done

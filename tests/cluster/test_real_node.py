@@ -156,9 +156,8 @@ def test_service_splits_traffic_by_ready_pods_through_kube_proxy(kube: Kube, nam
     assert abs(share - expected) <= tolerance, answers
 
 
-def test_kubectl_logs_and_exec_reach_the_kubelet(kube: Kube, namespace: str) -> None:
-    # The API server dials the kubelet's serving certificate (signed by the cluster's CA) with its
-    # kubelet client certificate; the kubelet's webhook authorization admits it.
+def _debug_pod(kube: Kube, namespace: str) -> None:
+    """The pod `debug` on the node, Ready, printing a greeting and then sleeping (for exec)."""
     template = _server("debug", 1)["spec"]["template"]
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "debug"}, "spec": template["spec"]}
     container = pod["spec"]["containers"][0]
@@ -170,10 +169,39 @@ def test_kubectl_logs_and_exec_reach_the_kubelet(kube: Kube, namespace: str) -> 
     ]
     kube.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(pod))
     kube.kubectl("-n", namespace, "wait", "--for=condition=Ready", "pod/debug", "--timeout=120s", timeout=130)
+
+
+def test_kubectl_logs_and_exec_reach_the_kubelet(kube: Kube, namespace: str) -> None:
+    # The API server dials the kubelet's serving certificate (signed by the cluster's CA) with its
+    # kubelet client certificate; the kubelet's webhook authorization admits it.
+    _debug_pod(kube, namespace)
     logs = kube.kubectl("-n", namespace, "logs", "debug").stdout
     assert "hello from the pod" in logs
     whoami = kube.kubectl("-n", namespace, "exec", "debug", "--", "id", "-u").stdout
     assert whoami.strip() == "65532"
+
+
+def test_pods_find_services_by_name_and_nothing_outside_the_cluster(kube: Kube, namespace: str) -> None:
+    """Cluster DNS (CoreDNS on the node, hack/node.sh): a Service's name, short or qualified, is
+    its ClusterIP, as an A/B test's forwards and a shadow's copies rely on; any other name fails."""
+    _deploy(kube, namespace, [_server("stable", 1), _service()])
+    _wait_for_endpoints(kube, namespace, "split", 1)
+    _debug_pod(kube, namespace)
+    script = (
+        "import socket, sys, urllib.request\n"
+        "for name in sys.argv[1:-1]:\n"
+        "    print(urllib.request.urlopen(f'http://{name}/', timeout=5).read().decode())\n"
+        "try:\n"
+        "    socket.getaddrinfo(sys.argv[-1], 80)\n"
+        "    print('resolved')\n"
+        "except socket.gaierror:\n"
+        "    print('unknown')\n"
+    )
+    names = ["split", f"split.{namespace}.svc", f"split.{namespace}.svc.cluster.local", "example.com"]
+    answers = kube.kubectl(
+        "-n", namespace, "exec", "debug", "--", "python3", "-c", script, *names, timeout=60
+    )
+    assert answers.stdout.split() == ["stable", "stable", "stable", "unknown"], answers
 
 
 def test_pod_traffic_never_leaves_the_machine() -> None:
