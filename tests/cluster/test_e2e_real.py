@@ -21,7 +21,6 @@ copies its `percent` of stable's requests to the canary, within 5 points over 1,
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 import subprocess
 import time
@@ -36,6 +35,7 @@ import numpy as np
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from support.abtest import documented_variant
 from support.cluster import KUBECONFIG, Kube
 from support.gateway import TraefikGateway
 from support.operator import MODELRAMP
@@ -421,13 +421,7 @@ AB_WEIGHTS = {"control": 50, "candidate": 50}
 
 
 def _documented_variant(salt: str, user: str) -> str:
-    bucket = int.from_bytes(hashlib.sha256(f"{salt}:{user}".encode()).digest()[:8], "big") % 100
-    edge = 0
-    for variant, weight in AB_WEIGHTS.items():
-        edge += weight
-        if bucket < edge:
-            return variant
-    raise AssertionError("weights add up to 100")
+    return documented_variant(salt, user, AB_WEIGHTS)
 
 
 def _keyed_requests(url: str, name: str, requests: int) -> list[tuple[str, int, str, str]]:

@@ -12,7 +12,6 @@ so the outcome is too: these are fixed-seed checks.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -24,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support.abtest import documented_variant
 from support.serving import ServingProcess
 
 REVISIONS = {"control": "rev-control", "candidate": "rev-candidate", "distilled": "rev-distilled"}
@@ -35,14 +35,7 @@ PATH = "/v2/models/model/infer"
 
 
 def expected_variant(user: str, weights: dict[str, int] = WEIGHTS, salt: str = SALT) -> str:
-    """The documented assignment, written out independently of the server's code."""
-    bucket = int.from_bytes(hashlib.sha256(f"{salt}:{user}".encode()).digest()[:8], "big") % 100
-    edge = 0
-    for name, weight in weights.items():
-        edge += weight
-        if bucket < edge:
-            return name
-    raise AssertionError("weights must add up to 100")
+    return documented_variant(salt, user, weights)
 
 
 def write_table(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,17 @@ ERROR_RATE: dict[str, Any] = {
     "metric": {"builtin": "error-rate"},
     "duration": "1h",
 }
+
+
+def documented_variant(salt: str, user: str, weights: dict[str, int]) -> str:
+    """A user's variant by docs/abtest.md's formula, written out apart from the server's code."""
+    bucket = int.from_bytes(hashlib.sha256(f"{salt}:{user}".encode()).digest()[:8], "big") % 100
+    edge = 0
+    for name, weight in weights.items():
+        edge += weight
+        if bucket < edge:
+            return name
+    raise AssertionError("weights must add up to 100")
 
 
 def running(plan: ABTestStrategy, started: datetime, test_id: str = "t1", **fields: Any) -> ABTestStatus:
