@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -9,6 +10,10 @@ import kubernetes
 import pytest
 from hypothesis import settings
 from support.cluster import Kube, start_cluster
+
+# pytest-xdist's workers start as `python -c` in the repository root, where operator/ would shadow
+# the standard library's operator module; they inherit this.
+os.environ["PYTHONSAFEPATH"] = "1"
 
 # Property tests check what holds, never how fast: on a loaded 2-core machine hypothesis' default
 # 200 ms deadline per example fails correct code at random.
