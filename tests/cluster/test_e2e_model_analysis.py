@@ -232,8 +232,13 @@ def test_broken_models_are_rolled_back_on_the_metric_that_broke(
 def test_an_operator_kill_and_a_prometheus_outage_mid_analysis_lose_and_double_count_nothing(
     harness: Harness, operator: OperatorProcess, mds: ModelDeployments
 ) -> None:
-    # Errors past consecutiveErrorLimit 1 (two in a row) pause the rollout quickly.
+    # Errors past consecutiveErrorLimit 1 (two in a row) pause the rollout quickly. What is checked
+    # is the bookkeeping, so not latency: two server processes on a loaded 2-core machine differ in
+    # their p95 by more than the model does (a good canary was once measured 1.16x slower than
+    # stable, significantly, and the analysis ran out of windows before showing it within 1.5x).
+    # test_a_good_model_is_promoted_through_every_step judges all three metrics.
     body = _md("good", consecutiveErrorLimit=1)
+    body["spec"]["analysis"]["metrics"] = [m for m in METRICS if m["builtin"] != "latency-p95"]
     mds.apply(body)
     healthy(mds, "good", uri=body["spec"]["model"]["uri"])
     traffic = _traffic(harness, mds, "good")
