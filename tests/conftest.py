@@ -21,6 +21,16 @@ settings.register_profile("modelramp", deadline=None)
 settings.load_profile("modelramp")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """In make test's parallel run (pytest-xdist, --dist loadgroup) a module runs in one worker,
+    unless a test names a group of its own: a module's fixtures (a compiled model, an MLflow
+    server, model servers and their Prometheus) then start once, not once in every worker."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
 @pytest.fixture(scope="session")
 def kube() -> Kube:
     """The local cluster, started by `hack/cluster.sh up` or reused when already up."""
