@@ -96,6 +96,9 @@ inference_pool_crd() {
 up() {
   bins
   mkdir -p "$root/.cache" "$(dirname "$kubeconfig")"
+  # One `up` at a time per cluster: each pytest-xdist worker runs one when its session starts.
+  exec 9>"$kubeconfig.lock"
+  flock 9
   if healthy && components_running; then
     echo "cluster $name already up"
   elif "$KWOK_BIN/kwokctl" get clusters 2>/dev/null | grep -qx "$name"; then

@@ -2,9 +2,16 @@
 # need as prerequisites of `test-deps` (e.g. `test-deps: prometheus`) in their own .mk file.
 .PHONY: test test-deps unit lint
 PYTEST_ARGS ?=
+# The cluster suites mostly wait (pauses, analysis intervals, scrapes): several workers overlap the
+# waits. Tests marked `serial` run after them, alone; an `xdist_group` keeps tests that count the
+# same shared thing (a node's GPUs, the real node) in one worker.
+TEST_WORKERS ?= 4
 
 test: test-deps lint ## everything CI runs: lint, generated-file checks, unit, cluster, serving and e2e tests
-	$(VENV)/bin/pytest -m "not dataplane" $(PYTEST_ARGS)
+	status=0; \
+	$(VENV)/bin/pytest -m "not dataplane and not serial" -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS) || status=$$?; \
+	$(VENV)/bin/pytest -m "serial and not dataplane" $(PYTEST_ARGS) || status=$$?; \
+	exit $$status
 
 test-deps: venv cluster-up
 

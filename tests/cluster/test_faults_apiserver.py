@@ -19,7 +19,8 @@ from support.operator import (
     with_model,
 )
 
-pytestmark = [pytest.mark.cluster, pytest.mark.faults]
+# serial: every other test talks to this API server, so it is killed only with nothing else running.
+pytestmark = [pytest.mark.cluster, pytest.mark.faults, pytest.mark.serial]
 
 
 def test_rollout_completes_across_an_api_server_restart(

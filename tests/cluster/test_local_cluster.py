@@ -55,6 +55,12 @@ def test_deployment_applied_with_kubectl_becomes_ready(kube: Kube, namespace: st
     assert all(p.status.phase == "Running" and p.spec.node_name for p in pods)
 
 
+# node-gpu-1's 8 GPUs are counted here: the pods of the GPU samples (test_samples_rollout) must not
+# hold some at the same time, so both run in one worker of the parallel run.
+ON_THE_GPU_NODE = pytest.mark.xdist_group("node-gpu-1")
+
+
+@ON_THE_GPU_NODE
 def test_gpu_request_lands_on_gpu_node(kube: Kube, namespace: str) -> None:
     resources = "resources: {limits: {nvidia.com/gpu: 1}}\n"
     kube.kubectl("-n", namespace, "apply", "-f", "-", input=_deployment("gpu", 2, resources))
@@ -63,6 +69,7 @@ def test_gpu_request_lands_on_gpu_node(kube: Kube, namespace: str) -> None:
     assert {p.spec.node_name for p in pods} == {"node-gpu-1"}
 
 
+@ON_THE_GPU_NODE
 def test_gpu_request_beyond_capacity_stays_pending(kube: Kube, namespace: str) -> None:
     resources = "resources: {limits: {nvidia.com/gpu: 9}}\n"
     kube.kubectl("-n", namespace, "apply", "-f", "-", input=_deployment("huge", 1, resources))

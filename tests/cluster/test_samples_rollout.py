@@ -37,7 +37,13 @@ from support.operator import ModelDeployments, OperatorProcess, wait_for
 from support.prometheus import PrometheusServer, Target
 from support.samples import ON_KWOK, create_prerequisites
 
-pytestmark = [pytest.mark.cluster, pytest.mark.prometheus, pytest.mark.mlflow]
+# Two samples take GPUs of node-gpu-1, which test_local_cluster counts: one worker runs both.
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.prometheus,
+    pytest.mark.mlflow,
+    pytest.mark.xdist_group("node-gpu-1"),
+]
 
 DRIVE_SECONDS = 600
 # Pauses a person ends with `modelramp promote`; the analysis pauses must never be needed.
