@@ -96,9 +96,6 @@ inference_pool_crd() {
 up() {
   bins
   mkdir -p "$root/.cache" "$(dirname "$kubeconfig")"
-  # One `up` at a time per cluster: each pytest-xdist worker runs one when its session starts.
-  exec 9>"$kubeconfig.lock"
-  flock 9
   if healthy && components_running; then
     echo "cluster $name already up"
   elif "$KWOK_BIN/kwokctl" get clusters 2>/dev/null | grep -qx "$name"; then
@@ -150,7 +147,16 @@ audit() {
 }
 
 case "${1:-}" in
-  up) up ;;
+  # One `up` at a time per cluster (each pytest-xdist worker runs one as its session starts). flock
+  # holds the lock and runs this script again without the lock's descriptor (-o): the daemons an
+  # `up` starts must not inherit it, or they would hold the lock for as long as they run.
+  up)
+    if [ -z "${MODELRAMP_CLUSTER_LOCKED:-}" ]; then
+      mkdir -p "$(dirname "$kubeconfig")"
+      MODELRAMP_CLUSTER_LOCKED=1 exec flock -o "$kubeconfig.lock" "$0" up
+    fi
+    up
+    ;;
   down) down ;;
   env) env_ ;;
   audit) audit ;;
