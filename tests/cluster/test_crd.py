@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from support.api_documents import CRD_FILES, INVALID, SAMPLES, load_invalid, load_yaml
-from support.cluster import Kube
+from support.cluster import Kube, cluster_wide_change
 
 from modelramp.operator import api, crdgen
 
@@ -26,7 +26,8 @@ SAMPLE = next(path for path in SAMPLES if path.stem == "canary-replicaratio")
 @pytest.fixture(scope="module")
 def crd(kube: Kube) -> dict[str, Any]:
     """The CRD as the API server stored it (installed or updated from the committed file)."""
-    kube.kubectl("apply", "-f", str(CRD_FILES[0]))
+    with cluster_wide_change():
+        kube.kubectl("apply", "-f", str(CRD_FILES[0]))
     kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{api.CRD_NAME}")
     stored: dict[str, Any] = json.loads(kube.kubectl("get", "crd", api.CRD_NAME, "-o", "json").stdout)
     return stored

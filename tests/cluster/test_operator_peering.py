@@ -8,21 +8,20 @@ import time
 from pathlib import Path
 
 import pytest
-from support.cluster import REPO, Kube
+from support.cluster import Kube
 from support.operator import (
     V2,
     ModelDeployments,
     OperatorProcess,
     canary_md,
     healthy,
+    install_peering_crds,
     stop_replicas,
     wait_for,
     with_model,
 )
 
 pytestmark = [pytest.mark.cluster, pytest.mark.faults]
-
-PEERING_CRDS = REPO / "charts" / "modelramp" / "charts" / "kopf-peering" / "crds" / "kopf.dev_peerings.yaml"
 
 
 def reconciles(operator: OperatorProcess) -> float:
@@ -36,8 +35,7 @@ def reconciles(operator: OperatorProcess) -> float:
 def test_only_the_leading_replica_acts_and_the_other_takes_over(
     kube: Kube, namespace: str, mds: ModelDeployments, tmp_path: Path
 ) -> None:
-    kube.kubectl("apply", "--server-side", "-f", str(PEERING_CRDS))
-    kube.kubectl("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev", "--timeout=60s")
+    install_peering_crds(kube)
     peering = '{"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "modelramp"}}'
     kube.kubectl("-n", namespace, "apply", "-f", "-", input=peering)
     leader = OperatorProcess(

@@ -7,12 +7,14 @@ operator do.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,17 @@ import kubernetes
 
 REPO = Path(__file__).resolve().parents[2]
 KUBECONFIG = REPO / ".cache" / "kubeconfig"
+
+
+@contextlib.contextmanager
+def cluster_wide_change() -> Iterator[None]:
+    """Held while a test creates or changes a cluster-wide object every worker of the parallel run
+    applies (a CRD): two `kubectl apply`s racing to create one, the loser fails with AlreadyExists."""
+    lock = REPO / ".cache" / "cluster-wide.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        yield
 
 
 def cluster_binaries() -> dict[str, Path]:

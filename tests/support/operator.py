@@ -28,7 +28,7 @@ import pytest
 import urllib3
 import yaml
 
-from support.cluster import REPO, Kube
+from support.cluster import REPO, Kube, cluster_wide_change
 from support.prometheus import free_port
 
 CRD = REPO / "crds" / "modelramp.dev_modeldeployments.yaml"
@@ -40,14 +40,16 @@ T = TypeVar("T")
 
 def install_crd(kube: Kube) -> None:
     """Applies the generated CRD (server-side, so a re-run is a no-op) and waits until it serves."""
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    with cluster_wide_change():
+        kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
     name = yaml.safe_load(CRD.read_text())["metadata"]["name"]
     kube.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
 
 
 def install_peering_crds(kube: Kube) -> None:
     """kopf's KopfPeering and ClusterKopfPeering CRDs, as the chart ships them."""
-    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PEERING_CRDS))
+    with cluster_wide_change():
+        kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PEERING_CRDS))
     for name in ("kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"):
         kube.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
 
