@@ -3,8 +3,9 @@
 .PHONY: test test-deps unit lint
 PYTEST_ARGS ?=
 # The cluster suites mostly wait (pauses, analysis intervals, scrapes): several workers overlap the
-# waits. Tests marked `serial` run after them, alone; an `xdist_group` keeps tests that count the
-# same shared thing (a node's GPUs, the real node) in one worker.
+# waits. Tests marked `serial` (the API-server kill, verdicts on real servers' latency) run after
+# them, alone; an `xdist_group` keeps tests that count the same shared thing (a node's GPUs, the
+# real node) in one worker.
 TEST_WORKERS ?= 4
 
 test: test-deps lint ## everything CI runs: lint, generated-file checks, unit, cluster, serving and e2e tests
