@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the tools the tests run (helm, actionlint, Prometheus from the Go module proxy; argocd-lua,
 # our Argo CD Lua runner, from hack/argocd-lua against Argo CD's modules; Traefik through the
-# wrapper module hack/traefik; CoreDNS, the real node's cluster DNS) into a version-keyed cache outside git, so a second run is free and
-# a version bump (or a changed runner or wrapper) rebuilds.
+# wrapper module hack/traefik; CoreDNS, the real node's cluster DNS) into a version-keyed cache
+# outside git, so a second run is free and a version bump (or a changed runner or wrapper) rebuilds.
 #   hack/install-tools.sh [TOOL...]          build what is missing, print each binary's path
 #   hack/install-tools.sh --check TOOL...    build nothing; print paths, exit 1 naming what is missing
 set -euo pipefail

@@ -4,8 +4,8 @@
 PYTEST_ARGS ?=
 # The cluster suites mostly wait (pauses, analysis intervals, scrapes): several workers overlap the
 # waits. Tests marked `serial` (the API-server kill, verdicts on real servers' latency) run after
-# them, alone; an `xdist_group` keeps tests that count the same shared thing (a node's GPUs, the
-# real node) in one worker.
+# them, alone. A module keeps to one worker (tests/conftest.py), and an `xdist_group` keeps
+# together tests of several modules that count one shared thing (node-gpu-1's GPUs).
 TEST_WORKERS ?= 4
 
 test: test-deps lint ## everything CI runs: lint, generated-file checks, unit, cluster, serving and e2e tests

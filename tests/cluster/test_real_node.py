@@ -27,14 +27,7 @@ from support.cluster import Kube
 from support.gateway import TraefikGateway
 from support.prometheus import PrometheusServer, pod_discovery_job
 
-# node-real-1 is one kubelet on this machine: one worker of the parallel run takes all its tests,
-# so their pods never compete for it.
-pytestmark = [
-    pytest.mark.cluster,
-    pytest.mark.realnode,
-    pytest.mark.timeout(300),
-    pytest.mark.xdist_group("node-real-1"),
-]
+pytestmark = [pytest.mark.cluster, pytest.mark.realnode, pytest.mark.timeout(300)]
 
 NODE = "node-real-1"
 BASE_IMAGE = "localhost/modelramp-base:bookworm"
