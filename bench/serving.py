@@ -4,7 +4,8 @@ Same models (a small MLP and a ResNet-18-size CNN, random weights), same machine
 generator (wrk, one thread, keep-alive connections) at several concurrencies, side by side in one
 run: one row per request in JSON (modelramp serving TorchScript and the AOTInductor package,
 MLflow, KServe), and modelramp with 64 rows per request as binary tensors (tritonclient's default)
-for each format: TorchScript, ExportedProgram and AOTInductor (`modelramp compile`). Each
+for each format: TorchScript, ExportedProgram and AOTInductor (`modelramp compile`), and the
+same 64-row requests to the Python floor (`bare_http_server.py`, 1 and 2 processes). Each
 modelramp point's baseline is the raw forward of the same file (`model(x)` in a loop, no HTTP) at
 the mean batch modelramp formed at that concurrency (read from its `modelramp_batch_size`
 histogram). Prints throughput, p50 and p99 for each, and the ratios the issue sets as goals
@@ -36,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from modelramp.serving.aoti import direct_forward
 
 CACHE = Path(os.environ.get("MODELRAMP_CACHE", Path.home() / ".cache" / "modelramp"))
 KSERVE_VENV = CACHE / "bench-kserve"
@@ -258,6 +261,16 @@ def start_modelramp(
     )
 
 
+def start_bare(package: Path, processes: int, port: int, log: Path) -> subprocess.Popen[bytes]:
+    command = [
+        str(HERE_VENV / "bin" / "python"), str(Path(__file__).with_name("bare_http_server.py")), str(package),
+        "--port", str(port), "--processes", str(processes),
+    ]  # fmt: skip
+    return subprocess.Popen(
+        command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=os.environ | {"PYTHONSAFEPATH": "1"}
+    )
+
+
 def torch_threads_of(log: Path) -> str:
     """The torch thread count modelramp chose (its start-up log line), to give the peers the same."""
     match = re.search(r"(\d+) torch threads", log.read_text(errors="replace"))
@@ -341,8 +354,9 @@ def load_raw(path: Path, model_format: str) -> Callable[[torch.Tensor], torch.Te
     if model_format == "exported-program":
         program: Callable[[torch.Tensor], torch.Tensor] = torch.export.load(str(path)).module()
         return program
-    compiled: Callable[[torch.Tensor], torch.Tensor] = torch._inductor.aoti_load_package(
-        str(path), run_single_threaded=True
+    # The runner called as modelramp calls it (`direct_forward`: without the package's tree specs).
+    compiled: Callable[[torch.Tensor], torch.Tensor] = direct_forward(
+        torch._inductor.aoti_load_package(str(path), run_single_threaded=True)
     )
     return compiled
 
@@ -416,6 +430,7 @@ class Server:
     header_length: int | None = None
     rows_per_request: int = 1
     format: str | None = None  # modelramp's
+    fixed_batch: int | None = None  # rows per forward of a server without modelramp's metrics
 
 
 def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Path | None) -> list[Result]:
@@ -468,6 +483,20 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
             )
             for model_format in (FORMATS if case.multi_row else ())
         ),
+        *(
+            Server(
+                f"bare python http x{MULTI_ROWS} aoti, {processes} process{'es' if processes > 1 else ''}",
+                lambda port, log, processes=processes: start_bare(files["aoti"], processes, port, log),
+                "/",
+                infer,
+                binary,
+                header_length,
+                MULTI_ROWS,
+                "aoti",
+                fixed_batch=MULTI_ROWS,
+            )
+            for processes in ((1, 2) if case.multi_row else ())
+        ),
         Server(
             "mlflow serve",
             lambda port, log: start_mlflow(mlflow_dir, port, log, torch_threads_of(modelramp_log)),
@@ -502,7 +531,7 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
         try:
             wait_ready(process, port, server.ready_path)
             for concurrency in args.concurrency:
-                before = forwards(port) if server.format else None
+                before = forwards(port) if server.format and not server.fixed_batch else None
                 load = Load(port, server.path, server.body, server.header_length)
                 result = measure(
                     server.name, case.name, load, work=work, concurrency=concurrency, seconds=args.seconds
@@ -511,6 +540,8 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
                     # Over the warm-up and the measurement, both at this concurrency.
                     after = forwards(port)
                     result.rows_per_forward = (after[1] - before[1]) / max(after[0] - before[0], 1)
+                if server.fixed_batch is not None:
+                    result.rows_per_forward = server.fixed_batch
                 result.rows_per_request = server.rows_per_request
                 result.format = server.format
                 results.append(result)

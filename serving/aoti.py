@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils import _pytree as pytree
 
 from modelramp.serving.errors import ModelLoadError
 
@@ -129,7 +130,25 @@ def load_package(path: Path, device: torch.device) -> tuple[Any, Input | None]:
             f"model-uri: {path} was compiled for {built_for}, the server runs on {device.type};"
             f" compile it for {device.type} (modelramp compile --device {device.type})"
         )
-    return compiled, _recorded_input(metadata)
+    return direct_forward(compiled), _recorded_input(metadata)
+
+
+def direct_forward(compiled: Any) -> Any:
+    """The package's runner called with the one input tensor, when the model takes one tensor and
+    returns one. The package's own `__call__` parses its input and output tree specs from JSON and
+    walks them on every call: 30 us of a 0.16 ms forward of the benchmark's MLP at 64 rows."""
+    in_spec_json, out_spec_json = compiled.loader.get_call_spec()
+    in_spec, out_spec = pytree.treespec_loads(in_spec_json), pytree.treespec_loads(out_spec_json)
+    one_tensor_in = in_spec == pytree.tree_flatten(((torch.empty(0),), {}))[1]
+    if not (one_tensor_in and out_spec.is_leaf()):
+        return compiled
+    run = compiled.loader.boxed_run
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        output: torch.Tensor = run([x])[0]
+        return output
+
+    return forward
 
 
 def _recorded_input(metadata: dict[str, str]) -> Input | None:

@@ -14,6 +14,7 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,7 +22,9 @@ import torch
 from conftest import RunningServer, expected
 from pydantic import ValidationError
 from support.serving import REPO
+from torch.utils import _pytree as pytree
 
+from modelramp.serving import aoti
 from modelramp.serving.config import ServeConfig
 from modelramp.serving.errors import ModelLoadError
 from modelramp.serving.loading import load_model
@@ -146,6 +149,32 @@ def test_load_time_compile_reuses_the_cache(
         with torch.inference_mode():
             served = model.forward(torch.from_numpy(rows)).numpy()
         np.testing.assert_allclose(served, expected(classifier, rows), rtol=1e-5, atol=1e-6)
+
+
+def test_a_one_tensor_package_is_run_without_its_tree_specs(compiled: Compiled) -> None:
+    forward, _ = aoti.load_package(compiled.package, torch.device("cpu"))
+    package = torch._inductor.aoti_load_package(str(compiled.package))
+    assert not isinstance(forward, type(package))  # the runner itself, not the package's __call__
+    rows = torch.from_numpy(_rows(9, 3))
+    torch.testing.assert_close(forward(rows), package(rows), rtol=0, atol=0)
+
+
+def test_a_package_of_another_signature_keeps_its_own_call() -> None:
+    tensor = torch.zeros(1)
+
+    class Package:
+        """What `aoti_load_package` returns, reduced to the call spec `direct_forward` reads."""
+
+        def __init__(self, args: tuple[torch.Tensor, ...], outputs: object) -> None:
+            specs = [pytree.tree_flatten((args, {}))[1], pytree.tree_flatten(outputs)[1]]
+            self.loader = SimpleNamespace(
+                get_call_spec=lambda: [pytree.treespec_dumps(spec) for spec in specs], boxed_run=None
+            )
+
+    for other in (Package((tensor, tensor), tensor), Package((tensor,), (tensor, tensor))):
+        assert aoti.direct_forward(other) is other
+    one = Package((tensor,), tensor)
+    assert aoti.direct_forward(one) is not one
 
 
 def test_a_damaged_package_is_a_clear_error_naming_the_file(compiled: Compiled, tmp_path: Path) -> None:
