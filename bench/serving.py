@@ -245,6 +245,14 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def spawn(
+    command: list[str], log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """A server process with its output in `log`; `env` adds to ours (PYTHONSAFEPATH always set)."""
+    environ = os.environ | {"PYTHONSAFEPATH": "1"} | dict(env or {})
+    return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=environ, cwd=cwd)
+
+
 def start_modelramp(
     path: Path, model_format: str, case: Case, port: int, log: Path
 ) -> subprocess.Popen[bytes]:
@@ -256,9 +264,7 @@ def start_modelramp(
         # No access log; the start-up line says how many torch threads it chose.
         "--log-level", "info", "--max-body-bytes", str(64 << 20),
     ]  # fmt: skip
-    return subprocess.Popen(
-        command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=os.environ | {"PYTHONSAFEPATH": "1"}
-    )
+    return spawn(command, log)
 
 
 def start_bare(package: Path, processes: int, port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -266,9 +272,7 @@ def start_bare(package: Path, processes: int, port: int, log: Path) -> subproces
         str(HERE_VENV / "bin" / "python"), str(Path(__file__).with_name("bare_http_server.py")), str(package),
         "--port", str(port), "--processes", str(processes),
     ]  # fmt: skip
-    return subprocess.Popen(
-        command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=os.environ | {"PYTHONSAFEPATH": "1"}
-    )
+    return spawn(command, log)
 
 
 def torch_threads_of(log: Path) -> str:
@@ -294,12 +298,8 @@ def start_mlflow(model_dir: Path, port: int, log: Path, threads: str) -> subproc
         str(port),
     ]
     # MLflow starts `uvicorn` by name: our venv's bin must be on PATH.
-    environ = os.environ | {
-        "PYTHONSAFEPATH": "1",
-        "OMP_NUM_THREADS": threads,
-        "PATH": f"{HERE_VENV / 'bin'}:{os.environ.get('PATH', '')}",
-    }
-    return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=environ)
+    path = f"{HERE_VENV / 'bin'}:{os.environ.get('PATH', '')}"
+    return spawn(command, log, {"OMP_NUM_THREADS": threads, "PATH": path})
 
 
 KSERVE_SERVER = """
@@ -337,13 +337,7 @@ def start_kserve(
 ) -> subprocess.Popen[bytes]:
     script = work / "kserve_server.py"
     script.write_text(KSERVE_SERVER)
-    return subprocess.Popen(
-        [str(python), str(script), str(path), str(port)],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=work,
-        env=os.environ | {"PYTHONSAFEPATH": "1", "OMP_NUM_THREADS": threads},
-    )
+    return spawn([str(python), str(script), str(path), str(port)], log, {"OMP_NUM_THREADS": threads}, work)
 
 
 def load_raw(path: Path, model_format: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -464,6 +458,9 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
     def ours(model_format: str) -> Callable[[int, Path], subprocess.Popen[bytes]]:
         return lambda port, log: start_modelramp(files[model_format], model_format, case, port, log)
 
+    def bare(processes: int) -> Callable[[int, Path], subprocess.Popen[bytes]]:
+        return lambda port, log: start_bare(files["aoti"], processes, port, log)
+
     infer = "/v2/models/model/infer"
     servers = [
         Server(
@@ -486,7 +483,7 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
         *(
             Server(
                 f"bare python http x{MULTI_ROWS} aoti, {processes} process{'es' if processes > 1 else ''}",
-                lambda port, log, processes=processes: start_bare(files["aoti"], processes, port, log),
+                bare(processes),
                 "/",
                 infer,
                 binary,
