@@ -263,6 +263,8 @@ class Recorder:
     deployment_replicas: list[int] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
+    # resourceVersions each watch ("md", "route", "deployment") has recorded.
+    _recorded: dict[str, set[str]] = field(default_factory=dict)
 
     def __enter__(self) -> Recorder:
         self._threads.append(threading.Thread(target=self._watch_md, daemon=True))
@@ -275,33 +277,61 @@ class Recorder:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self._catch_up(deadline=time.monotonic() + 10)
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=10)
 
-    def _stream(self, lister: Callable[..., Any], *args: str, name: str) -> Iterator[Any]:
+    def _catch_up(self, deadline: float) -> None:
+        """Waits until every watch has recorded its object as it is now: the change a test just
+        waited for (through a read) can reach the API server's watch a moment later, and stopping
+        first lost it (a promotion's final weight 0, once in CI)."""
+        custom = kubernetes.client.CustomObjectsApi(self.kube.api_client)
+        apps = kubernetes.client.AppsV1Api(self.kube.api_client)
+        ns = self.namespace
+        reads: dict[str, Callable[[], Any]] = {
+            "md": lambda: custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, self.name),
+        }
+        if (route := self.route) is not None:
+            group = "gateway.networking.k8s.io"
+            reads["route"] = lambda: custom.get_namespaced_custom_object(group, "v1", ns, "httproutes", route)
+        if (deployment := self.deployment) is not None:
+            reads["deployment"] = lambda: apps.read_namespaced_deployment(deployment, ns)
+        for key, read in reads.items():
+            try:
+                version = _resource_version(read())
+            except (kubernetes.client.ApiException, urllib3.exceptions.HTTPError, OSError):
+                continue  # gone, or no API server: nothing more to record
+            # A version the watch skipped (it restarted past it) ends the wait at the deadline.
+            while version not in self._recorded.get(key, set()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+    def _stream(self, lister: Callable[..., Any], *args: str, name: str, key: str) -> Iterator[Any]:
         """Every version of one object, from watches that start over when the API server goes
-        away (a test may restart it) or a watch ends."""
+        away (a test may restart it) or a watch ends; a version counts as recorded under `key`
+        once the caller has taken it and asked for the next."""
         while not self._stop.is_set():
             watch = kubernetes.watch.Watch()
             try:
                 for event in watch.stream(
                     lister, *args, field_selector=f"metadata.name={name}", timeout_seconds=1
                 ):
-                    yield event["object"]
+                    body = event["object"]
+                    yield body
+                    self._recorded.setdefault(key, set()).add(_resource_version(body))
                     if self._stop.is_set():
                         watch.stop()
                         return
             except (kubernetes.client.ApiException, urllib3.exceptions.HTTPError, OSError):
                 time.sleep(0.2)
 
-    def _custom(self, group: str, version: str, plural: str, name: str) -> Iterator[dict[str, Any]]:
+    def _custom(self, group: str, version: str, plural: str, name: str, key: str) -> Iterator[dict[str, Any]]:
         custom = kubernetes.client.CustomObjectsApi(self.kube.api_client)
         lister = custom.list_namespaced_custom_object
-        yield from self._stream(lister, group, version, self.namespace, plural, name=name)
+        yield from self._stream(lister, group, version, self.namespace, plural, name=name, key=key)
 
     def _watch_md(self) -> None:
-        for body in self._custom(GROUP, VERSION, PLURAL, self.name):
+        for body in self._custom(GROUP, VERSION, PLURAL, self.name, "md"):
             status = body.get("status") or {}
             _append_changed(self.status_weights, status.get("canaryWeight", 0))
             _append_changed(self.steps, status.get("currentStepIndex"))
@@ -309,7 +339,7 @@ class Recorder:
 
     def _watch_route(self) -> None:
         assert self.route is not None
-        for body in self._custom("gateway.networking.k8s.io", "v1", "httproutes", self.route):
+        for body in self._custom("gateway.networking.k8s.io", "v1", "httproutes", self.route, "route"):
             weights = route_weights(body, self.name)
             if weights is not None:
                 _append_changed(self.route_weights, weights)
@@ -317,7 +347,9 @@ class Recorder:
     def _watch_deployment(self) -> None:
         assert self.deployment is not None
         apps = kubernetes.client.AppsV1Api(self.kube.api_client)
-        for body in self._stream(apps.list_namespaced_deployment, self.namespace, name=self.deployment):
+        for body in self._stream(
+            apps.list_namespaced_deployment, self.namespace, name=self.deployment, key="deployment"
+        ):
             _append_changed(self.deployment_replicas, body.spec.replicas or 0)
 
 
@@ -327,6 +359,13 @@ def route_weights(route: dict[str, Any], name: str) -> tuple[int, int] | None:
     if f"{name}-stable" not in refs and f"{name}-canary" not in refs:
         return None
     return refs.get(f"{name}-stable", 0), refs.get(f"{name}-canary", 0)
+
+
+def _resource_version(body: Any) -> str:
+    """A watched object's resourceVersion: custom objects come as dicts, Deployments as models."""
+    if isinstance(body, dict):
+        return str(body["metadata"]["resourceVersion"])
+    return str(body.metadata.resource_version)
 
 
 def _append_changed(values: list[Any], value: Any) -> None:
