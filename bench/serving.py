@@ -4,12 +4,13 @@ Same models (a small MLP and a ResNet-18-size CNN, random weights), same machine
 generator (wrk, one thread, keep-alive connections) at several concurrencies, side by side in one
 run: one row per request in JSON (modelramp serving TorchScript and the AOTInductor package,
 MLflow, KServe), and modelramp with 64 rows per request as binary tensors (tritonclient's default)
-for each format: TorchScript, ExportedProgram and AOTInductor (`modelramp compile`), and the
-same 64-row requests to the Python floor (`bare_http_server.py`, 1 and 2 processes). Each
-modelramp point's baseline is the raw forward of the same file (`model(x)` in a loop, no HTTP) at
-the mean batch modelramp formed at that concurrency (read from its `modelramp_batch_size`
-histogram). Prints throughput, p50 and p99 for each, and the ratios the issue sets as goals
-(>= 3x MLflow, >= 1.5x KServe, >= 70% of raw batched forward, lower p99).
+for each format: TorchScript, ExportedProgram and AOTInductor (`modelramp compile`, also with
+`--processes 2`), and the same 64-row requests to the Python floor (`bare_http_server.py`, 1 and 2
+processes). Each modelramp point's baseline is the raw forward of the same file (`model(x)` in a
+loop, no HTTP) at the mean batch modelramp formed at that concurrency (read from its
+`modelramp_batch_size` histogram); for two processes, two such loops side by side. Prints
+throughput, p50 and p99 for each, and the ratios the issue sets as goals (>= 3x MLflow, >= 1.5x
+KServe, >= 70% of raw batched forward, lower p99).
 
     PYTHONSAFEPATH=1 .venv/bin/python bench/serving.py [--seconds 5] [--concurrency 1,8,32]
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -96,6 +98,7 @@ class ResNet18(nn.Module):
 # The multi-row point: what a batch client (tritonclient's default binary tensors) sends.
 MULTI_ROWS = 64
 FORMATS = ("torchscript", "exported-program", "aoti")
+MULTI_ROW_SERVERS = (*((model_format, 1) for model_format in FORMATS), ("aoti", 2))
 
 
 @dataclass
@@ -120,6 +123,7 @@ class Result:
     rows_per_forward: float | None = None  # modelramp's mean batch; the raw loop's batch
     rows_per_request: int = 1
     format: str | None = None  # modelramp's and the raw loop's model format
+    processes: int = 1  # a server's processes; the raw loops run side by side
 
 
 def free_port() -> int:
@@ -254,7 +258,7 @@ def spawn(
 
 
 def start_modelramp(
-    path: Path, model_format: str, case: Case, port: int, log: Path
+    path: Path, model_format: str, case: Case, port: int, log: Path, *, processes: int = 1
 ) -> subprocess.Popen[bytes]:
     # TorchScript records no input shape; the other two formats carry it.
     shape = ["--input-shape", ",".join(map(str, case.row_shape))] if model_format == "torchscript" else []
@@ -262,7 +266,7 @@ def start_modelramp(
         str(HERE_VENV / "bin" / "modelramp"), "serve", "--model-uri", str(path), "--format", model_format,
         *shape, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
         # No access log; the start-up line says how many torch threads it chose.
-        "--log-level", "info", "--max-body-bytes", str(64 << 20),
+        "--log-level", "info", "--max-body-bytes", str(64 << 20), "--processes", str(processes),
     ]  # fmt: skip
     return spawn(command, log)
 
@@ -356,47 +360,122 @@ def load_raw(path: Path, model_format: str) -> Callable[[torch.Tensor], torch.Te
 
 
 def raw_batched(
-    path: Path, model_format: str, case: Case, batch: int, *, concurrency: int, seconds: float
+    path: Path,
+    model_format: str,
+    case: Case,
+    batch: int,
+    *,
+    concurrency: int,
+    seconds: float,
+    processes: int = 1,
 ) -> Result:
     """The limit: the served file's `model(x)` on `batch` rows in a loop, no HTTP, no JSON.
 
     `batch` is the mean batch modelramp formed at `concurrency`, so the ratio compares the server
     with the model doing the same work it did. Runs with one torch thread and with one per CPU and
-    keeps the faster, so the limit is the best this machine gives, not torch's default.
+    keeps the faster, so the limit is the best this machine gives, not torch's default. For a
+    server of several processes, as many loops run side by side, one thread each, and their rows
+    add up: the same CPUs doing the same work.
     """
+    if processes > 1:
+        loop = RawLoop(path, model_format, case.row_shape, batch, time.time() + 30, seconds)
+        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+            loops = pool.map(_raw_process, [loop] * processes)
+        how = f"{processes} processes x 1 thread"
+        return _raw_result(
+            case,
+            loops,
+            concurrency=concurrency,
+            model_format=model_format,
+            how=how,
+            batch=batch,
+            seconds=seconds,
+        )
     model = load_raw(path, model_format)
-    x = torch.randn(batch, *case.row_shape)
     default_threads = torch.get_num_threads()
     best: Result | None = None
     for threads in sorted({1, os.cpu_count() or 1}):
         torch.set_num_threads(threads)
-        times = []
-        with torch.inference_mode():
-            for _ in range(3):  # TorchScript's profiling runs
-                model(x)
-            started = time.perf_counter()
-            while time.perf_counter() - started < seconds / 2:
-                before = time.perf_counter()
-                model(x)
-                times.append(time.perf_counter() - before)
-        elapsed = time.perf_counter() - started
-        ordered = np.sort(times) * 1000
-        result = Result(
-            f"raw {model_format} model(x), {threads} thread{'s' if threads > 1 else ''}",
-            case.name,
-            concurrency,
-            len(times) * batch / elapsed,
-            float(np.percentile(ordered, 50)),
-            float(np.percentile(ordered, 99)),
-            0,
-            batch,
-            format=model_format,
+        times = _timed_loop(model, case.row_shape, batch, time.perf_counter() + seconds / 2)
+        how = f"{threads} thread{'s' if threads > 1 else ''}"
+        result = _raw_result(
+            case,
+            [times],
+            concurrency=concurrency,
+            model_format=model_format,
+            how=how,
+            batch=batch,
+            seconds=seconds / 2,
         )
         if best is None or result.throughput > best.throughput:
             best = result
     torch.set_num_threads(default_threads)
     assert best is not None
     return best
+
+
+def _timed_loop(
+    model: Callable[[torch.Tensor], torch.Tensor], row_shape: tuple[int, ...], batch: int, until: float
+) -> list[float]:
+    """Seconds of each forward, until `until` (`time.perf_counter`)."""
+    x = torch.randn(batch, *row_shape)
+    times = []
+    with torch.inference_mode():
+        for _ in range(3):  # TorchScript's profiling runs
+            model(x)
+        while (before := time.perf_counter()) < until:
+            model(x)
+            times.append(time.perf_counter() - before)
+    return times
+
+
+def _raw_result(
+    case: Case,
+    loops: list[list[float]],
+    *,
+    concurrency: int,
+    model_format: str,
+    how: str,
+    batch: int,
+    seconds: float,
+) -> Result:
+    """One raw point from the forward times of each loop (run side by side for `seconds`)."""
+    ordered = np.sort(np.concatenate(loops)) * 1000
+    rows_per_s = sum(len(times) * batch / seconds for times in loops)
+    p50, p99 = float(np.percentile(ordered, 50)), float(np.percentile(ordered, 99))
+    name = f"raw {model_format} model(x), {how}"
+    return Result(
+        name,
+        case.name,
+        concurrency,
+        rows_per_s,
+        p50,
+        p99,
+        0,
+        batch,
+        format=model_format,
+        processes=len(loops),
+    )
+
+
+@dataclass(frozen=True)
+class RawLoop:
+    """One of the raw loops run side by side, in a process of its own."""
+
+    path: Path
+    model_format: str
+    row_shape: tuple[int, ...]
+    batch: int
+    start_at: float  # time.time(): every process has loaded its model by then
+    seconds: float
+
+
+def _raw_process(loop: RawLoop) -> list[float]:
+    torch.set_num_threads(1)
+    model = load_raw(loop.path, loop.model_format)
+    _timed_loop(model, loop.row_shape, loop.batch, time.perf_counter() + 0.2)  # warm-up
+    time.sleep(max(0.0, loop.start_at - time.time()))
+    return _timed_loop(model, loop.row_shape, loop.batch, time.perf_counter() + loop.seconds)
 
 
 def compile_package(program_path: Path, work: Path) -> Path:
@@ -425,6 +504,15 @@ class Server:
     rows_per_request: int = 1
     format: str | None = None  # modelramp's
     fixed_batch: int | None = None  # rows per forward of a server without modelramp's metrics
+    processes: int = 1
+
+    def describe(self, result: Result) -> None:
+        """What this server's set-up tells about one of its measurements."""
+        if self.fixed_batch is not None:
+            result.rows_per_forward = self.fixed_batch
+        result.rows_per_request = self.rows_per_request
+        result.format = self.format
+        result.processes = self.processes
 
 
 def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Path | None) -> list[Result]:
@@ -455,8 +543,10 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
     many = np.random.default_rng(1).normal(size=(MULTI_ROWS, *case.row_shape))
     binary, header_length = binary_body(many)
 
-    def ours(model_format: str) -> Callable[[int, Path], subprocess.Popen[bytes]]:
-        return lambda port, log: start_modelramp(files[model_format], model_format, case, port, log)
+    def ours(model_format: str, processes: int = 1) -> Callable[[int, Path], subprocess.Popen[bytes]]:
+        return lambda port, log: start_modelramp(
+            files[model_format], model_format, case, port, log, processes=processes
+        )
 
     def bare(processes: int) -> Callable[[int, Path], subprocess.Popen[bytes]]:
         return lambda port, log: start_bare(files["aoti"], processes, port, log)
@@ -469,16 +559,18 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
         Server("modelramp aoti", ours("aoti"), "/v2/health/ready", infer, http_body(oip), format="aoti"),
         *(
             Server(
-                f"modelramp binary x{MULTI_ROWS} {model_format}",
-                ours(model_format),
+                f"modelramp binary x{MULTI_ROWS} {model_format}{', 2 processes' if processes > 1 else ''}",
+                ours(model_format, processes),
                 "/v2/health/ready",
                 infer,
                 binary,
                 header_length,
                 MULTI_ROWS,
                 model_format,
+                processes=processes,
             )
-            for model_format in (FORMATS if case.multi_row else ())
+            # Two processes for the fastest format: what one pod with two CPUs can serve.
+            for model_format, processes in (MULTI_ROW_SERVERS if case.multi_row else ())
         ),
         *(
             Server(
@@ -491,6 +583,7 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
                 MULTI_ROWS,
                 "aoti",
                 fixed_batch=MULTI_ROWS,
+                processes=processes,
             )
             for processes in ((1, 2) if case.multi_row else ())
         ),
@@ -537,10 +630,7 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
                     # Over the warm-up and the measurement, both at this concurrency.
                     after = forwards(port)
                     result.rows_per_forward = (after[1] - before[1]) / max(after[0] - before[0], 1)
-                if server.fixed_batch is not None:
-                    result.rows_per_forward = server.fixed_batch
-                result.rows_per_request = server.rows_per_request
-                result.format = server.format
+                server.describe(result)
                 results.append(result)
                 print(
                     f"  {case.name} {server.name} c={concurrency}: {result.throughput:.0f} req/s",
@@ -552,14 +642,20 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, kserve_python: Pa
             stop(process)
     # After the servers stopped, so the raw loop has the machine to itself.
     batches = {
-        (result.format, result.concurrency, max(1, round(result.rows_per_forward or 1)))
+        (result.format, result.concurrency, max(1, round(result.rows_per_forward or 1)), result.processes)
         for result in results
         if result.format is not None
     }
-    for model_format, concurrency, rows in sorted(batches):
+    for model_format, concurrency, rows, processes in sorted(batches):
         results.append(
             raw_batched(
-                files[model_format], model_format, case, rows, concurrency=concurrency, seconds=args.seconds
+                files[model_format],
+                model_format,
+                case,
+                rows,
+                concurrency=concurrency,
+                seconds=args.seconds,
+                processes=processes,
             )
         )
     return results
@@ -596,7 +692,7 @@ def report(results: list[Result]) -> str:
     ]
     by_key = {(r.case, r.server, r.concurrency): r for r in results}
     raws = {
-        (r.case, r.format, r.concurrency, round(r.rows_per_forward or 1)): r
+        (r.case, r.format, r.concurrency, round(r.rows_per_forward or 1), r.processes): r
         for r in results
         if r.server.startswith("raw")
     }
@@ -606,7 +702,7 @@ def report(results: list[Result]) -> str:
         one_row = r.rows_per_request == 1
         mlflow_r = by_key.get((r.case, "mlflow serve", r.concurrency)) if one_row else None
         kserve_r = by_key.get((r.case, "kserve", r.concurrency)) if one_row else None
-        raw = raws.get((r.case, r.format, r.concurrency, max(1, round(r.rows_per_forward or 1))))
+        raw = raws.get((r.case, r.format, r.concurrency, max(1, round(r.rows_per_forward or 1)), r.processes))
         vs_raw = f"{_rows_per_s(r) / raw.throughput:.2f}" if raw else "n/a"
         lines.append(
             f"| {r.case} | {r.server} | {r.concurrency} | {_ratio(r, mlflow_r)} | {_ratio(r, kserve_r)}"

@@ -42,6 +42,7 @@ from modelramp.serving.errors import (
     ModelLoadError,
     RequestTimeout,
     ServingError,
+    SiblingUnavailable,
 )
 from modelramp.serving.forwarding import Forwarder
 from modelramp.serving.input_histograms import check_fits
@@ -49,8 +50,10 @@ from modelramp.serving.input_reference import read_reference
 from modelramp.serving.loading import LoadedModel, load_model, resolve_device
 from modelramp.serving.metrics import ServingMetrics
 from modelramp.serving.predictor import Predictor, scores
+from modelramp.serving.process_metrics import merged_exposition, merged_statistics, snapshot
 from modelramp.serving.shadow import TIMING_HEADER, VERSION_HEADER, Copy, ShadowTee
 from modelramp.serving.shadow_metrics import ShadowMetrics
+from modelramp.serving.siblings import Siblings
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +115,12 @@ class ServingApp:
         *,
         load: Callable[[ServeConfig], LoadedModel] = load_model,
         on_load_failure: Callable[[ModelLoadError], None] | None = None,
+        siblings: Siblings | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
-        self.state = ServingState()
+        self.siblings = siblings
+        self.state = ServingState(siblings.all_ready) if siblings else ServingState()
         self.plane = DataPlane(config, self.state, metrics.statistics)
         self._load = load
         self._on_load_failure = on_load_failure
@@ -138,7 +143,7 @@ class ServingApp:
             ("", self._model_document(self.plane.model_metadata), "GET"),
             ("/ready", self.model_ready, "GET"),
             ("/config", self._model_document(self.plane.model_config), "GET"),
-            ("/stats", self._model_document(self.plane.model_statistics), "GET"),
+            ("/stats", self.model_statistics, "GET"),
             ("/infer", self.infer, "POST"),
         ]
         routes = [
@@ -146,7 +151,7 @@ class ServingApp:
             Route("/v2/health/ready", self.ready, methods=["GET"]),
             Route("/v2", self.server_metadata, methods=["GET"]),
             # Before /v2/models/{name}: "stats" is not a model name here.
-            Route("/v2/models/stats", self._model_document(self.plane.model_statistics), methods=["GET"]),
+            Route("/v2/models/stats", self.model_statistics, methods=["GET"]),
             Route("/v2/repository/index", self.repository_index, methods=["POST"]),
             Route("/invocations", self.invocations, methods=["POST"]),
             Route("/ping", self.ping, methods=["GET"]),
@@ -181,10 +186,14 @@ class ServingApp:
         loader = asyncio.create_task(self._load_and_warm_up())
         if self.tee is not None:
             await self.tee.start()
+        if self.siblings is not None:
+            await self.siblings.start(lambda: snapshot(self.metrics.registry, self.metrics.statistics))
         try:
             yield
         finally:
             loader.cancel()
+            if self.siblings is not None:
+                await self.siblings.stop()
             if self.tee is not None:
                 await self.tee.stop()
             if self.state.batcher is not None:
@@ -218,6 +227,8 @@ class ServingApp:
         gc.freeze()
         self.state.batcher = batcher
         self.state.predictor = predictor
+        if self.siblings is not None:
+            self.siblings.mark_ready()
         log.info(
             "model %s version %s ready on %s, %d torch threads (full-batch forward %.2f ms, run %s)",
             self.config.model_name,
@@ -229,7 +240,7 @@ class ServingApp:
         )
 
     def _ready_predictor(self) -> Predictor:
-        threads = self.config.torch_threads or usable_cpus()
+        threads = self.config.torch_threads or max(1, usable_cpus() // self.config.processes)
         torch.set_num_threads(threads)
         model = self._load(self.config)
         self._track_inputs(model)
@@ -304,7 +315,27 @@ class ServingApp:
         return _json(orjson.dumps({"name": self.config.model_name, "ready": ready}), 200 if ready else 503)
 
     async def prometheus(self, _request: Request) -> Response:
-        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        if self.siblings is None:
+            return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        try:
+            snapshots = await self._all_snapshots()
+        except SiblingUnavailable as error:
+            return _oip_error(error)
+        return Response(merged_exposition(snapshots), media_type=CONTENT_TYPE_LATEST)
+
+    async def model_statistics(self, request: Request) -> Response:
+        name, version = request.path_params.get("name"), request.path_params.get("version")
+        try:
+            totals = None if self.siblings is None else merged_statistics(await self._all_snapshots())
+            return _json(self.plane.model_statistics(name, version, totals))
+        except ServingError as error:
+            return _oip_error(error)
+
+    async def _all_snapshots(self) -> list[bytes]:
+        """This process's metrics and statistics, then every sibling's."""
+        assert self.siblings is not None
+        own = snapshot(self.metrics.registry, self.metrics.statistics)
+        return [own, *await self.siblings.snapshots()]
 
     # Predictions: timed and counted by status code. The fast lane (`__call__`) handles the served
     # model's paths; these endpoints handle the rest (unknown names answer 404 through the plane).
@@ -477,7 +508,9 @@ def _response(status: int, answer: Answer | None) -> Response:
 
 
 def create_app(
-    config: ServeConfig, on_load_failure: Callable[[ModelLoadError], None] | None = None
+    config: ServeConfig,
+    on_load_failure: Callable[[ModelLoadError], None] | None = None,
+    siblings: Siblings | None = None,
 ) -> ServingApp:
     """The app with its metrics; raises `ModelLoadError` when the device choice is impossible."""
     metrics = ServingMetrics(
@@ -488,4 +521,4 @@ def create_app(
         max_batch_size=config.max_batch_size,
         prediction_buckets=config.prediction_buckets,
     )
-    return ServingApp(config, metrics, on_load_failure=on_load_failure)
+    return ServingApp(config, metrics, on_load_failure=on_load_failure, siblings=siblings)

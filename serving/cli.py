@@ -1,7 +1,8 @@
 """`modelramp serve`: flags and `MODELRAMP_*` variables -> `ServeConfig` -> uvicorn.
 
 On SIGTERM the server turns unready at once (so a load balancer stops sending), lets in-flight
-requests finish (up to `--graceful-shutdown-s`), then stops the batcher.
+requests finish (up to `--graceful-shutdown-s`), then stops the batcher. With `--processes N` a
+supervisor runs N such servers on one port (`processes`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from types import FrameType
 
@@ -18,6 +20,8 @@ from pydantic import ValidationError
 from modelramp.serving.app import ServingApp, create_app
 from modelramp.serving.config import ServeConfig
 from modelramp.serving.errors import ModelLoadError
+from modelramp.serving.processes import ASSIGNMENT_ENV, ProcessAssignment, listen_beside_siblings, supervise
+from modelramp.serving.siblings import Siblings
 
 ENV_PREFIX = "MODELRAMP_"
 _FLAGS: dict[str, str] = {
@@ -41,7 +45,10 @@ _FLAGS: dict[str, str] = {
     "input_name": "OIP v2 input tensor name (default: input-0)",
     "output_name": "OIP v2 output tensor name (default: output-0)",
     "allow_nan": "accept NaN and infinite inputs (true/false, default: false)",
-    "torch_threads": "torch intra-op threads (default: usable CPUs; 1 for a model run on the event loop)",
+    "processes": "server processes sharing the port, each with its own copy of the model; metrics and"
+    " statistics are summed over them (default: 1)",
+    "torch_threads": "torch intra-op threads per process (default: usable CPUs / processes; 1 for a model"
+    " run on the event loop)",
     "shadow_config": "JSON file naming a canary to copy requests to (a shadow step's), re-read every second",
     "graceful_shutdown_s": "longest wait for in-flight requests after SIGTERM (default: 30)",
     "assignment_file": "A/B test assignment table (JSON; re-read when it changes): assign users, forward",
@@ -85,6 +92,18 @@ class _DrainingServer(uvicorn.Server):
 
 
 def main(argv: list[str]) -> int:
+    assigned = os.environ.get(ASSIGNMENT_ENV)
+    if assigned is not None:
+        assignment = ProcessAssignment.model_validate_json(assigned)
+        _log_at(assignment.config, f"process {assignment.index} ")
+        siblings = Siblings(assignment.directory, assignment.index, assignment.config.processes)
+        config = assignment.config
+        try:
+            listener = listen_beside_siblings(config.host, config.port)
+        except OSError as error:
+            print(f"modelramp serve: cannot listen on {config.host}:{config.port}: {error}", file=sys.stderr)
+            return 1
+        return serve(config, sockets=[listener], siblings=siblings)
     try:
         config = parse_config(argv, dict(os.environ))
     except ValidationError as error:
@@ -93,11 +112,28 @@ def main(argv: list[str]) -> int:
         )
         print(f"modelramp serve: invalid configuration: {problems}", file=sys.stderr)
         return 2
+    _log_at(config)
+    if config.processes > 1:
+        return supervise(config)
+    return serve(config)
+
+
+def _log_at(config: ServeConfig, prefix: str = "") -> None:
     logging.basicConfig(
-        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=config.log_level.upper(), format=f"%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s"
     )
+
+
+def serve(
+    config: ServeConfig, *, sockets: list[socket.socket] | None = None, siblings: Siblings | None = None
+) -> int:
+    """Serves until stopped (on `sockets` when given, as one of several processes with `siblings`)."""
     try:
-        serving = create_app(config, on_load_failure=lambda _error: setattr(server, "should_exit", True))
+        serving = create_app(
+            config,
+            on_load_failure=lambda _error: setattr(server, "should_exit", True),
+            siblings=siblings,
+        )
     except ModelLoadError as error:
         print(f"modelramp serve: {error}", file=sys.stderr)
         return 2
@@ -114,7 +150,7 @@ def main(argv: list[str]) -> int:
         ),
         serving,
     )
-    server.run()
+    server.run(sockets=sockets)
     if serving.load_error is not None:
         print(f"modelramp serve: {serving.load_error}", file=sys.stderr)
         return 1

@@ -57,7 +57,10 @@ class ServeConfig(BaseModel):
     input_name: Annotated[str, Field(min_length=1)] = "input-0"
     output_name: Annotated[str, Field(min_length=1)] = "output-0"
     allow_nan: bool = False
-    # torch intra-op threads; None: the CPUs the container may use (`cpus`), 1 for cheap models.
+    # Server processes sharing the port, each with its own copy of the model (`processes`).
+    processes: Annotated[int, Field(ge=1, le=64)] = 1
+    # torch intra-op threads; None: the CPUs the container may use (`cpus`) shared out among the
+    # processes, 1 for cheap models.
     torch_threads: Annotated[int, Field(ge=1, le=1024)] | None = None
     # Per-feature input histograms (`input_reference`); MLflow models may carry the file instead.
     input_reference: Path | None = None

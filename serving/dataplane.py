@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -60,15 +61,18 @@ class Answer:
 class ServingState:
     """Where the server is in its life: loading, ready, or draining after SIGTERM."""
 
-    def __init__(self) -> None:
+    def __init__(self, others_ready: Callable[[], bool] = lambda: True) -> None:
         self.predictor: Predictor | None = None
         self.batcher: DynamicBatcher | None = None
         self.draining = False
         self.started_at = time.time()
+        # With `--processes`, whether the other processes loaded theirs: any may take a request.
+        self._others_ready = others_ready
 
     @property
     def ready(self) -> bool:
-        return self.predictor is not None and self.batcher is not None and not self.draining
+        loaded = self.predictor is not None and self.batcher is not None
+        return loaded and not self.draining and self._others_ready()
 
 
 class DataPlane:
@@ -142,11 +146,15 @@ class DataPlane:
             )
         )
 
-    def model_statistics(self, name: str | None, version: str | None) -> bytes:
-        """Triton's statistics; `name` None: every model (the one served here)."""
+    def model_statistics(
+        self, name: str | None, version: str | None, totals: InferenceStatistics | None = None
+    ) -> bytes:
+        """Triton's statistics; `name` None: every model (the one served here); `totals`: those of
+        every server process, when there are several, else this one's."""
         if name is not None:
             self.check_model(name, version)
-        totals = self.statistics
+        if totals is None:
+            totals = self.statistics
         never = TritonDuration(count=0, ns=0)
         return _dump(
             TritonStatistics(

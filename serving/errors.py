@@ -63,6 +63,13 @@ class ModelNotReady(ServingError):
     status_code = 503
 
 
+class SiblingUnavailable(ServingError):
+    """Another process of this server (`--processes`) did not answer for its share of a scrape or
+    of the statistics; answering without it would read as its counters resetting."""
+
+    status_code = 503
+
+
 class InferenceFailed(ServingError):
     """The model raised while running this request's rows."""
 

@@ -19,6 +19,9 @@ from modelramp.serving.errors import ModelLoadError
 from modelramp.serving.loading import LoadedModel
 from modelramp.serving.tensors import datatype_of
 
+# Rows of non-negative outputs summing to 1 within this are class probabilities already.
+PROBABILITY_SUM_TOLERANCE = 1e-3
+
 
 class Predictor:
     """A loaded model behind a numpy interface; one instance per server, used from one thread."""
@@ -83,14 +86,18 @@ class Predictor:
 
 
 def scores(output: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
-    """One score per row for the prediction histogram."""
-    flat = output.reshape(output.shape[0], -1).astype(np.float64, copy=False)
+    """One score per row for the prediction histogram. Runs after every forward, so reductions
+    only: for 64 rows of 10 class probabilities `np.allclose` and a float64 copy took 25 us, this
+    takes 10 (micro-benchmark; logits 13 -> 11 us)."""
+    flat = output.reshape(output.shape[0], -1)
     if flat.shape[1] == 1:
-        return flat[:, 0]
-    looks_like_probabilities = (flat >= 0).all() and np.allclose(flat.sum(axis=1), 1.0, atol=1e-3)
-    if looks_like_probabilities:
-        top: npt.NDArray[np.float64] = flat.max(axis=1)
-        return top
-    shifted = np.exp(flat - flat.max(axis=1, keepdims=True))
+        return flat[:, 0].astype(np.float64)
+    if flat.min() >= 0:
+        row_sums = flat.sum(axis=1, dtype=np.float64)
+        if np.abs(row_sums - 1.0).max() <= PROBABILITY_SUM_TOLERANCE:
+            top: npt.NDArray[np.float64] = flat.max(axis=1).astype(np.float64)
+            return top
+    wide = flat.astype(np.float64, copy=False)
+    shifted = np.exp(wide - wide.max(axis=1, keepdims=True))
     top_softmax: npt.NDArray[np.float64] = 1.0 / shifted.sum(axis=1)  # exp(0) / sum over classes
     return top_softmax
