@@ -212,11 +212,13 @@ class Controller:
             changed = self._apply(key, out)
             wrote = self._write_status(body, stored, status)
             if wrote:
-                self._post_events(body, write_back_events + out.events)
+                # Metrics first: posting events takes API calls (seconds under load), and a reader
+                # who saw the status must find its rollout counted by then.
                 for measurement in measurements:
                     self.telemetry.count_measurement(measurement)
                     self.metrics.measured(key, measurement)
                 self.metrics.transition(stored, status, now)
+                self._post_events(body, write_back_events + out.events)
             # The router's writes come after the status that asks for them: an operator killed in
             # between leaves the route behind the status and the next reconcile catches it up. The
             # other way round the route would be ahead of the status, and the next reconcile would

@@ -70,13 +70,16 @@ def supervise(config: ServeConfig) -> int:
     children: list[subprocess.Popen[bytes]] = []
     stop_signal: list[int] = []
 
-    def pass_on(sig: int, _frame: FrameType | None) -> None:
+    def on_stop_signal(sig: int, _frame: FrameType | None) -> None:
         stop_signal.append(sig)
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(sig)
+        # Not SIGINT: Ctrl-C reaches every process of the terminal's group already, and a second
+        # one makes uvicorn stop at once instead of draining.
+        if sig == signal.SIGTERM:
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(sig)
 
-    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, on_stop_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         for index in range(config.processes):
             assignment = ProcessAssignment(config=config, index=index, directory=directory)
@@ -87,13 +90,13 @@ def supervise(config: ServeConfig) -> int:
                 )
             )
         if stop_signal:  # a signal that came while they were starting
-            pass_on(stop_signal[0], None)
+            on_stop_signal(stop_signal[0], None)
         log.info("%d server processes on http://%s:%d", config.processes, config.host, port)
         first = _first_to_exit(children)
         if not stop_signal:
             status = children[first].returncode
             log.error("server process %d exited with status %s; stopping the others", first, status)
-            pass_on(signal.SIGTERM, None)
+            on_stop_signal(signal.SIGTERM, None)
             stop_signal.clear()
         deadline = time.monotonic() + config.graceful_shutdown_s + _STOP_MARGIN_S
         for child in children:
@@ -109,6 +112,7 @@ def supervise(config: ServeConfig) -> int:
         shutil.rmtree(directory, ignore_errors=True)
     if stop_signal:
         # Stopped from outside: exit as a single server does, by the signal itself.
+        signal.signal(stop_signal[0], signal.SIG_DFL)
         signal.raise_signal(stop_signal[0])
     status = children[first].returncode
     return status if status > 0 else 1  # killed by a signal, or exited when it should not have

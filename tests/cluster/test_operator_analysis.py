@@ -5,6 +5,7 @@ with the labels Prometheus would give the pods (namespace, modeldeployment, trac
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -65,12 +66,21 @@ def test_analysis_promotes_a_good_canary_and_rolls_back_a_bad_one(
     failed = [m for m in rolled_back["measurements"] if m["verdict"] == "Failed"]
     assert failed, rolled_back["measurements"]
     assert failed[0]["value"] > 0.05 and "modelramp_requests_total" in failed[0]["message"]
-    metrics = operator.metrics()
-    assert 'modelramp_analysis_measurements_total{metric="errors",verdict="Failed"}' in metrics
     # The operator's own view of the same: one rollout promoted, one rolled back, and each
-    # ModelDeployment's latest error rate with its bound.
-    assert "modelramp_rollout_promotion_duration_seconds_count 1.0" in metrics
-    assert "modelramp_rollout_rollback_duration_seconds_count 1.0" in metrics
+    # ModelDeployment's latest error rate with its bound. Counted once the status is written, by
+    # the reconcile that wrote it (maybe still finishing, the other ModelDeployment's done).
+    wanted = {
+        "modelramp_rollout_promotion_duration_seconds_count 1.0",
+        "modelramp_rollout_rollback_duration_seconds_count 1.0",
+    }
+    deadline = time.monotonic() + 10
+    while not wanted <= set((metrics := operator.metrics()).splitlines()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    rollouts = [
+        row for row in metrics.splitlines() if row.startswith("modelramp_rollout_") and "_count" in row
+    ]
+    assert wanted <= set(rollouts), rollouts
+    assert 'modelramp_analysis_measurements_total{metric="errors",verdict="Failed"}' in metrics
     labels = f'{{metric="errors",name="bad",namespace="{mds.namespace}"}}'
     assert f"modelramp_analysis_measurement_threshold{labels} 0.05" in metrics
     value = f"modelramp_analysis_measurement_value{labels} "
