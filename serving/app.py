@@ -326,6 +326,8 @@ class ServingApp:
     async def model_statistics(self, request: Request) -> Response:
         name, version = request.path_params.get("name"), request.path_params.get("version")
         try:
+            if name is not None:  # an unknown model is a 404 before any sibling is asked
+                self.plane.check_model(name, version)
             totals = None if self.siblings is None else merged_statistics(await self._all_snapshots())
             return _json(self.plane.model_statistics(name, version, totals))
         except ServingError as error:

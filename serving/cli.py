@@ -13,15 +13,24 @@ import os
 import socket
 import sys
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import uvicorn
 from pydantic import ValidationError
 
-from modelramp.serving.app import ServingApp, create_app
 from modelramp.serving.config import ServeConfig
 from modelramp.serving.errors import ModelLoadError
-from modelramp.serving.processes import ASSIGNMENT_ENV, ProcessAssignment, listen_beside_siblings, supervise
+from modelramp.serving.processes import (
+    ASSIGNMENT_ENV,
+    ProcessAssignment,
+    listen_beside_siblings,
+    stop_with_supervisor,
+    supervise,
+)
 from modelramp.serving.siblings import Siblings
+
+if TYPE_CHECKING:
+    from modelramp.serving.app import ServingApp
 
 ENV_PREFIX = "MODELRAMP_"
 _FLAGS: dict[str, str] = {
@@ -95,6 +104,8 @@ def main(argv: list[str]) -> int:
     assigned = os.environ.get(ASSIGNMENT_ENV)
     if assigned is not None:
         assignment = ProcessAssignment.model_validate_json(assigned)
+        if not stop_with_supervisor(assignment):
+            return 1
         _log_at(assignment.config, f"process {assignment.index} ")
         siblings = Siblings(assignment.directory, assignment.index, assignment.config.processes)
         config = assignment.config
@@ -128,6 +139,10 @@ def serve(
     config: ServeConfig, *, sockets: list[socket.socket] | None = None, siblings: Siblings | None = None
 ) -> int:
     """Serves until stopped (on `sockets` when given, as one of several processes with `siblings`)."""
+    # Here, not at the top: a `--processes` supervisor never serves, and torch in it would cost
+    # the pod one more copy of torch's memory.
+    from modelramp.serving.app import create_app  # noqa: PLC0415
+
     try:
         serving = create_app(
             config,

@@ -5,7 +5,10 @@ Prometheus scrapes a pod's port once and whichever process accepts the connectio
 answers for all: its own registry plus its siblings' snapshots (`processes`). Reporting one process
 alone would make the pod's counters jump back and forth between processes, which a rate reads as a
 counter reset each time. Counters and histograms add up; a `_created` series takes the earliest
-time; a gauge the largest value (the only one is `modelramp_model_info`, always 1).
+time; a gauge the largest value. Right for every gauge the server has: `modelramp_model_info` (1),
+`modelramp_input_reference` (the same reference counts in each process; a sum would double them)
+and `modelramp_shadow_active` (any process copying). A gauge that should add up (an in-flight
+count) would need its own rule.
 """
 
 from __future__ import annotations

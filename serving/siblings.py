@@ -10,11 +10,16 @@ all have: a probe or a request may land on any of them.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
+
 from modelramp.serving.errors import SiblingUnavailable
+
+log = logging.getLogger(__name__)
 
 # A sibling runs cheap forwards on its event loop; one that can't answer in this time is stuck.
 READ_TIMEOUT_S = 5.0
@@ -66,18 +71,23 @@ class Siblings:
                 connection.setblocking(False)
                 try:
                     await asyncio.get_running_loop().sock_connect(connection, self._socket(index))
+                    reader, writer = await asyncio.open_unix_connection(sock=connection)
                 except BaseException:
                     connection.close()
                     raise
-                reader, writer = await asyncio.open_unix_connection(sock=connection)
                 try:
-                    return await reader.read()
+                    answer = await reader.read()
                 finally:
                     writer.close()
-        except (OSError, TimeoutError) as error:
+            # Whole, or the sibling died writing it: merging would fail with a 500.
+            orjson.loads(answer)
+        except (OSError, TimeoutError, ValueError) as error:
+            reason = str(error) or f"no answer within {READ_TIMEOUT_S:g} s"
+            log.warning("server process %d of %d did not answer: %s", index, self.count, reason)
             raise SiblingUnavailable(
-                f"server process {index} of {self.count} did not answer: {error or 'timed out'}"
+                f"server process {index} of {self.count} did not answer: {reason}"
             ) from None
+        return answer
 
     def mark_ready(self) -> None:
         self._marker(self.index).touch()

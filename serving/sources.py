@@ -47,17 +47,25 @@ def _download_https(uri: str, timeout_s: float) -> Path:
     target = target_dir / f"{hashlib.sha256(uri.encode()).hexdigest()[:16]}-{name}"
     if target.exists():
         return target
-    partial = target.with_suffix(target.suffix + ".partial")
+    # A partial file of its own: processes of one server (`--processes`) download at the same time,
+    # and with one shared name a later open truncated what an earlier one was writing.
+    handle, partial_name = tempfile.mkstemp(dir=target_dir, prefix=f"{target.name}.", suffix=".partial")
+    partial = Path(partial_name)
     try:
-        with httpx.stream("GET", uri, follow_redirects=True, timeout=timeout_s) as response:
+        with (
+            os.fdopen(handle, "wb") as sink,
+            httpx.stream("GET", uri, follow_redirects=True, timeout=timeout_s) as response,
+        ):
             response.raise_for_status()
-            with partial.open("wb") as sink:
-                for chunk in response.iter_bytes(1 << 20):
-                    sink.write(chunk)
+            for chunk in response.iter_bytes(1 << 20):
+                sink.write(chunk)
     except httpx.HTTPError as error:
         partial.unlink(missing_ok=True)
         raise ModelLoadError(f"model-uri: downloading {uri!r} failed: {error}") from error
-    os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, target)  # atomic: a reader sees no file or a whole one
     return target
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import http.server
 import tempfile
@@ -87,6 +88,26 @@ def http_models(models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+def test_processes_downloading_one_model_at_once_all_get_it_whole(
+    http_models: str, models_dir: Path, tmp_path: Path
+) -> None:
+    """What `--processes` does at start-up: every process fetches the same URI. Large enough
+    (16 MiB, 1 MiB chunks) that the downloads overlap."""
+    content = np.random.default_rng(5).bytes(16 << 20)
+    (models_dir / "large.bin").write_bytes(content)
+    uri = f"{http_models}/large.bin"
+    start = threading.Barrier(4)
+
+    def fetch() -> bytes:
+        start.wait()
+        return local_model_path(uri).read_bytes()
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        fetched = list(pool.map(lambda _: fetch(), range(4)))
+    assert all(one == content for one in fetched)
+    assert not list(tmp_path.rglob("*.partial"))
 
 
 def test_model_downloaded_over_http(http_models: str, torchscript_mlp: Path, mlp: torch.nn.Module) -> None:

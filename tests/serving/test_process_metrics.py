@@ -3,6 +3,7 @@ how the processes reach each other."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -84,14 +85,36 @@ def test_statistics_add_up_and_keep_the_latest_inference() -> None:
     assert merged == InferenceStatistics(5, 50, 7, 70, 90, 9, 900, last_inference_ms=7_000)
 
 
+def test_a_series_only_one_process_has_is_kept_as_it_is() -> None:
+    first, second = _metrics(), _metrics()
+    first.request(200, 0.001)
+    second.request(200, 0.001)
+    second.request(503, 0.002)  # only the second process ever answered 503
+    merged = _samples(
+        merged_exposition(
+            [snapshot(first.registry, first.statistics), snapshot(second.registry, second.statistics)]
+        )
+    )
+    labels = (("model", "m"), ("version", "2"))
+    assert merged["modelramp_requests_total", (("code", "200"), *labels)] == 2
+    assert merged["modelramp_requests_total", (("code", "503"), *labels)] == 1
+
+
+def _siblings_directory(tmp_path: Path) -> Path:
+    # Unique as the supervisor's own: the sockets are named after it, machine-wide.
+    return Path(tempfile.mkdtemp(dir=tmp_path))
+
+
 def test_siblings_read_each_other_and_are_ready_together(tmp_path: Path) -> None:
+    directory = _siblings_directory(tmp_path)
+
     async def scenario() -> None:
-        first, second = Siblings(tmp_path, 0, 2), Siblings(tmp_path, 1, 2)
-        await first.start(lambda: b"first's")
-        await second.start(lambda: b"second's")
+        first, second = Siblings(directory, 0, 2), Siblings(directory, 1, 2)
+        await first.start(lambda: b'{"first": 1}')
+        await second.start(lambda: b'{"second": 2}')
         try:
-            assert await first.snapshots() == [b"second's"]
-            assert await second.snapshots() == [b"first's"]
+            assert await first.snapshots() == [b'{"second": 2}']
+            assert await second.snapshots() == [b'{"first": 1}']
             first.mark_ready()
             assert not first.all_ready() and not second.all_ready()
             second.mark_ready()
@@ -103,3 +126,18 @@ def test_siblings_read_each_other_and_are_ready_together(tmp_path: Path) -> None
         await second.stop()
 
     uvloop.run(scenario())  # the server's loop
+
+
+def test_a_sibling_that_dies_mid_answer_is_unavailable_not_an_error(tmp_path: Path) -> None:
+    directory = _siblings_directory(tmp_path)
+
+    async def scenario() -> None:
+        first, second = Siblings(directory, 0, 2), Siblings(directory, 1, 2)
+        await second.start(lambda: b'{"families": [{"name": "modelr')
+        try:
+            with pytest.raises(SiblingUnavailable, match=r"server process 1 of 2 did not answer: \S"):
+                await first.snapshots()
+        finally:
+            await second.stop()
+
+    uvloop.run(scenario())

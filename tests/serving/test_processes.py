@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,9 @@ import pytest
 import torch
 from conftest import expected
 from prometheus_client.parser import text_string_to_metric_families
-from support.serving import ServingProcess
+from support.process import log_tail, wait_ready
+from support.prometheus import free_port
+from support.serving import REPO, ServingProcess
 
 from modelramp.serving.cli import main
 
@@ -135,3 +138,48 @@ def test_a_port_in_use_exits_1_naming_it(torchscript_mlp: Path, capsys: pytest.C
                      "--host", "127.0.0.1", "--port", str(port), "--processes", "2"])  # fmt: skip
     assert code == 1
     assert f"cannot listen on 127.0.0.1:{port}: [Errno 98] Address already in use" in capsys.readouterr().err
+
+
+def test_processes_stop_when_the_supervisor_is_killed(two_processes: ServingProcess) -> None:
+    process = two_processes._process
+    assert process is not None
+    children = _children(process.pid)
+    process.kill()  # no handler runs: the kernel tells the processes (PR_SET_PDEATHSIG)
+    process.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(child) for child in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(child) for child in children)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_as_a_containers_pid_1_sigterm_ends_with_status_0(torchscript_mlp: Path, tmp_path: Path) -> None:
+    """In a pod the supervisor is PID 1, which the kernel does not signal: re-raising SIGTERM to
+    itself does nothing, and the exit status must still say "stopped as asked"."""
+    port, log = free_port(), tmp_path / "serve.log"
+    serve = [str(REPO / ".venv" / "bin" / "modelramp"), "serve", "--model-uri", str(torchscript_mlp),
+             "--format", "torchscript", "--input-shape", "4", "--host", "127.0.0.1", "--port", str(port),
+             "--processes", "2"]  # fmt: skip
+    with log.open("wb") as sink:
+        unshared = subprocess.Popen(
+            ["unshare", "--pid", "--fork", "--kill-child", *serve],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=os.environ | {"PYTHONSAFEPATH": "1"},
+        )
+    try:
+        url = f"http://127.0.0.1:{port}/v2/health/ready"
+        wait_ready(unshared, url, what="modelramp serve", timeout=90, stop=unshared.kill, log=log)
+        (supervisor,) = _children(unshared.pid)  # PID 1 inside the namespace
+        os.kill(supervisor, signal.SIGTERM)
+        assert unshared.wait(timeout=30) == 0, log_tail(log)
+    finally:
+        if unshared.poll() is None:
+            unshared.kill()
+            unshared.wait()
