@@ -129,8 +129,14 @@ def test_a_model_that_cannot_load_exits_1(tmp_path: Path, capfd: pytest.CaptureF
     assert "does not exist" in capfd.readouterr().err
 
 
-def test_a_port_in_use_exits_1_naming_it(torchscript_mlp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("reuse_port", [False, True], ids=["any-server", "servers-left-behind"])
+@pytest.mark.timeout(60)  # a supervisor that joined the port would serve on: fail, don't hang
+def test_a_port_in_use_exits_1_naming_it(
+    torchscript_mlp: Path, capsys: pytest.CaptureFixture[str], reuse_port: bool
+) -> None:
     with socket.socket() as taken:
+        # SO_REUSEPORT: as `--processes` listen; a supervisor must not join them and share traffic.
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, int(reuse_port))
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
